@@ -1,0 +1,35 @@
+# edgemoe developer entry points. `make test` is what CI runs (through .ci/run): it creates
+# .venv, installs the package with its dev extras, and runs the default suite on both cores.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+
+.PHONY: test test-slow test-all lint docs demo clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Fast suite: everything except full-model runs marked `slow`.
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -m "not slow" -q
+
+# Full-model runs (edge-moe preset through the golden model and fidelity checks).
+test-slow: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -m slow -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check hw compiler sim host tests
+
+docs: $(STAMP)
+	$(PY) -m edgemoe.host isa-doc
+
+clean:
+	rm -rf build sim_build .pytest_cache

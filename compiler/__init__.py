@@ -1,0 +1,1 @@
+"""Compiler: M3ViT (PyTorch or ONNX) to accelerator binaries."""

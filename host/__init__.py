@@ -1,0 +1,1 @@
+"""Host runtime and the edgemoe command line."""

@@ -1,0 +1,1 @@
+"""Bit-exact integer arithmetic of the accelerator (shared by golden model and RTL tests)."""

@@ -1,0 +1,1 @@
+"""SystemVerilog sources of the accelerator and their generator."""

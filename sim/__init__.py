@@ -1,0 +1,1 @@
+"""Simulation: golden ISA interpreter, Verilator/cocotb runner and test benches."""

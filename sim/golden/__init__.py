@@ -1,0 +1,1 @@
+"""Golden model: the NumPy ISA interpreter whose bytes the RTL must reproduce."""
