@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "config": "config",
     "disasm": "disasm",
     "isa-doc": "isa_doc",
+    "compile": "compile",
+    "inspect": "inspect",
 }
 
 

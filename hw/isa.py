@@ -245,6 +245,36 @@ FORMATS: tuple[Format, ...] = (
     ),
 )
 
+#: Memory layouts the instructions read and write; rendered into docs/isa.md.
+DATA_LAYOUTS = """\
+All multi-byte values are little endian. Activations are signed int8 or int16 (per instruction
+flags `x16`/`y16`), row major, with a row stride given in elements.
+
+**Packed weights (MATMUL `w_addr`).** W[k,n] int8 is cut into tiles of `array_rows` (k) x
+`array_cols` (n), zero padded at the edges, and stored output-tile major: for nt in
+0..ceil(n/cols)-1, for kt in 0..ceil(k/rows)-1, the tile's rows (k) each of `array_cols` bytes.
+The sequencer computing output columns nt streams its tiles as one burst. The layout depends on
+the array size, which is why a binary carries its HardwareConfig hash.
+
+**Epilogue parameters (MATMUL `p_addr`).** n records of 8 bytes: int32 bias, uint16 mult,
+uint8 shift, 1 pad byte. Output channel c: v = requantize(wrap(acc + bias, acc_width), mult,
+shift, out_bits); if `gelu`: v = gelu(v, gelu_frac); if `residual`: v = saturate(v + R[i,c]);
+if `scatter_acc`: Y[t,c] = saturate(Y[t,c] + round_shift(v * score, 15)), else Y[i,c] = v.
+
+**LayerNorm parameters (LAYERNORM `p_addr`).** int64 eps, uint16 mult, uint8 shift, 5 pad
+bytes, then d int16 gamma, then d int32 beta.
+
+**Softmax statistics (ATTN_QK/ATTN_AV `stats_addr`).** 8 bytes per query row, the layout of
+`edgemoe.hw.numerics.softmax.pack_stats`.
+
+**Route table (GATE_TOPK/EXPERT_LOOP `route_addr`).** uint32 count[e] for e in 0..E-1, then E
+lists of `capacity` entries of 4 bytes (uint16 token, uint16 score Q15); list e starts at
+route_addr + 4*E + 4*capacity*e and holds count[e] valid entries in increasing token order.
+
+**Expert weight blocks (EXPERT_LOOP `expert_stride`).** The body MATMULs address expert 0's
+weights and parameters; expert e's are `e * expert_stride` bytes further on.
+"""
+
 BY_OPCODE: dict[int, Format] = {f.opcode: f for f in FORMATS}
 BY_MNEMONIC: dict[str, Format] = {f.mnemonic: f for f in FORMATS}
 

@@ -42,6 +42,7 @@ def render() -> str:
                 f"| [{isa.INSTRUCTION_BITS - 1}:{f.used_bits}] | reserved | "
                 f"{isa.INSTRUCTION_BITS - f.used_bits} | 0 | must be zero |"
             )
+    out += ["", "## Data layouts", "", isa.DATA_LAYOUTS.rstrip()]
     out += [
         "",
         "## Register map (AXI4-Lite)",

@@ -1,0 +1,135 @@
+"""Single-pass (online) softmax in the base-2 domain, exactly as the attention unit computes it.
+
+Scores ``z`` are int16 in Q(F), F = score_frac_bits, already in the base-2 domain (the compiler
+folds log2(e) and 1/sqrt(d) into the score requantization), so the row softmax is
+``P[j] = 2^(z[j] - b) / S`` with ``b = max z`` and ``S = sum_j 2^(z[j] - b)``.
+
+Pass 1 (ATTN_QK, while scores are produced, keys in increasing index order) keeps per row a
+running max ``b`` (int16) and running sum ``S`` (unsigned fixed point, Q(E + SUM_GUARD_BITS)),
+then takes the reciprocal of S (:func:`online_softmax_stats`). Pass 2 (ATTN_AV, while multiplying
+by V) forms each probability from the score and the row statistics (:func:`softmax_probs`).
+
+Exponentials use the exp2 ROM ``T`` of :mod:`.exp` (E = exp_frac_bits): ``2^(-(n*2^F + f)/2^F)
+= T[f] * 2^-(E + n)``, always applied as a multiply by T[f] followed by one rounding shift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .exp import SHIFT_CLAMP, exp2_table, split_neg
+from .fixedpoint import IntArray, IntLike, round_shift
+from .params import Cfg, numerics_of
+from .recip import reciprocal
+
+#: Extra fraction bits of the running sum beyond exp_frac_bits. Without them a row of 1024 terms
+#: that each round (or flush) by half an LSB of Q(E) loses up to 2^-7 of the sum; with 8 guard
+#: bits the loss is below 2^-15. S is Q(E + 8), at most E + 8 + 16 = 40 bits for rows <= 65535.
+SUM_GUARD_BITS = 8
+#: Bytes per row of packed statistics.
+STATS_BYTES = 8
+_STATS_DTYPE = np.dtype([("b", "<i2"), ("mant", "<u2"), ("exp", "<i2"), ("pad", "<u2")])
+
+
+@dataclass(frozen=True)
+class SoftmaxStats:
+    """Per-row statistics: running max ``b`` (int16, Q(F)) and ``1/S ~= mant * 2^-exp``.
+
+    ``mant`` is in [2^15, 2^16); ``exp`` is such that the real value ``1/s`` (s = the sum in real
+    units, s >= 1) is ``mant * 2^-exp``, so ``exp`` is in [16, 32] for rows up to 65535 keys.
+    """
+
+    b: IntArray
+    mant: IntArray
+    exp: IntArray
+
+
+def online_softmax_stats(z: IntLike, cfg: Cfg) -> SoftmaxStats:
+    """Row statistics of scores ``z[m, n]`` (int16 in Q(F)), one pass over the keys j = 0..n-1.
+
+    With E = exp_frac_bits, G = SUM_GUARD_BITS, ONE = 2^(E+G) and T the exp2 ROM, per row:
+
+    - j = 0: ``b = z[0]``, ``S = ONE``.
+    - j > 0: ``a = |z[j] - b|``; ``n = a >> F``, ``f = a & (2^F - 1)`` (n clamped to 63):
+      - if ``z[j] > b`` (new max): ``S = round_shift(S * T[f], E + n) + ONE``, ``b = z[j]``;
+      - else: ``S = S + round_shift(T[f] << G, n)``.
+    - Finally ``(mant, e) = reciprocal(S)`` and ``exp = e - E - G``, so 1/s = mant * 2^-exp.
+
+    All shifts round half up. S never exceeds n_keys * ONE (< 2^(E+G+16)); the products S * T[f]
+    are < 2^57.
+    """
+    num = numerics_of(cfg)
+    z = np.asarray(z, dtype=np.int64)
+    if z.ndim != 2 or z.shape[1] == 0:
+        raise ValueError(f"online_softmax_stats: scores must be [m, n>=1], got shape {z.shape}")
+    e_bits, guard = num.exp_frac_bits, SUM_GUARD_BITS
+    one = np.int64(1) << (e_bits + guard)
+    table = exp2_table(num)
+    b = z[:, 0].copy()
+    s = np.full(z.shape[0], one, dtype=np.int64)
+    for j in range(1, z.shape[1]):
+        zj = z[:, j]
+        new_max = zj > b
+        n, f = split_neg(-np.abs(zj - b), num)
+        n = np.minimum(n, SHIFT_CLAMP)
+        t = table[f]
+        rescaled = round_shift(s * t, np.minimum(e_bits + n, SHIFT_CLAMP)) + one
+        added = s + round_shift(t << guard, n)
+        s = np.where(new_max, rescaled, added)
+        b = np.maximum(b, zj)
+    mant, e = reciprocal(s, num)
+    return SoftmaxStats(b=b, mant=mant, exp=e - e_bits - guard)
+
+
+def pack_stats(stats: SoftmaxStats) -> npt.NDArray[np.uint8]:
+    """Statistics as bytes, ``[m, 8]`` uint8, one row per query, little endian:
+
+    ======  =====  ==========================================
+    bytes   type   field
+    ======  =====  ==========================================
+    0-1     int16  b, running max in Q(score_frac_bits)
+    2-3     uint16 mant, reciprocal mantissa in [2^15, 2^16)
+    4-5     int16  exp, reciprocal exponent (1/s = mant * 2^-exp)
+    6-7     -      zero
+    ======  =====  ==========================================
+    """
+    rec = np.zeros(len(stats.b), dtype=_STATS_DTYPE)
+    rec["b"], rec["mant"], rec["exp"] = stats.b, stats.mant, stats.exp
+    return rec.view(np.uint8).reshape(-1, STATS_BYTES)
+
+
+def unpack_stats(raw: npt.ArrayLike) -> SoftmaxStats:
+    """Inverse of :func:`pack_stats`: ``raw`` is ``[m, 8]`` uint8 (or ``m * 8`` bytes)."""
+    data = np.ascontiguousarray(np.frombuffer(raw, np.uint8) if isinstance(raw, (bytes, bytearray))
+                                else np.asarray(raw, np.uint8))
+    if data.size % STATS_BYTES:
+        raise ValueError(f"unpack_stats: {data.size} bytes is not a multiple of {STATS_BYTES}")
+    rec = data.reshape(-1).view(_STATS_DTYPE)
+    return SoftmaxStats(
+        b=rec["b"].astype(np.int64), mant=rec["mant"].astype(np.int64), exp=rec["exp"].astype(np.int64)
+    )
+
+
+def softmax_probs(z: IntLike, stats: SoftmaxStats, cfg: Cfg, prob_bits: int = 16) -> IntArray:
+    """Probabilities ``P[i, j]`` in Q(p), p = prob_bits - 1, from scores and row statistics.
+
+    Steps: ``d = min(z[i, j] - b_i, 0)`` (scores above the stored max count as the max);
+    (n, f) = split of -d; ``P = round_shift(T[f] * mant_i, E + n + exp_i - p)`` with the shift
+    clamped to [0, 63]; then ``min(P, 2^p - 1)`` so P fits a signed prob_bits-bit multiplier
+    operand (P <= 32767 for prob_bits = 16). This is what ATTN_AV multiplies V by.
+    """
+    num = numerics_of(cfg)
+    z = np.asarray(z, dtype=np.int64)
+    p = prob_bits - 1
+    n, f = split_neg(np.minimum(z - stats.b[:, None], 0), num)
+    shift = np.clip(num.exp_frac_bits + n + stats.exp[:, None] - p, 0, SHIFT_CLAMP)
+    probs = round_shift(exp2_table(num)[f] * stats.mant[:, None], shift)
+    return np.minimum(probs, (1 << p) - 1)
+
+
+def softmax(z: IntLike, cfg: Cfg, prob_bits: int = 16) -> IntArray:
+    """Row softmax of ``z[m, n]`` in Q(prob_bits - 1): probs from the stats of the same scores."""
+    return softmax_probs(z, online_softmax_stats(z, cfg), cfg, prob_bits)
