@@ -51,7 +51,7 @@ def _task_graph(model, task: str) -> Graph:
             Node("layernorm", f"{b}.norm2", [f"{b}.attn"], f"{b}.ln2",
                  {"gamma": _np(blk.norm2.weight), "beta": _np(blk.norm2.bias)}, {"eps": blk.norm2.eps}),
         ]
-        if hasattr(blk, "moe"):
+        if blk.moe is not None:
             moe = blk.moe
             gate = moe.gates[task]
             nodes.append(Node(

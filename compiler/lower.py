@@ -23,6 +23,7 @@ from edgemoe.hw import isa, layouts
 from edgemoe.hw.config import HardwareConfig
 
 from .errors import CompileError
+from .ir import Node
 from .quantize import QGraph, QNode, QTensor
 
 PAGE = 4096
@@ -82,8 +83,9 @@ class Arena:
         self.size = max(self.size, at + nbytes)
         return buf
 
-    def release_before(self, step: int) -> None:
-        self.live = [b for b in self.live if b.last_use >= step]
+    def release_before(self, node: int) -> None:
+        """Free every buffer whose last reader is a node before ``node``."""
+        self.live = [b for b in self.live if b.last_use >= node]
 
 
 # --------------------------------------------------------------------------- program
@@ -110,6 +112,7 @@ class _Emitter:
         self.shapes = qg.graph.shapes()
         self.buf: dict[str, _Buffer] = {}
         self.row_offset: dict[str, int] = {}  # tensors that are a row window of another buffer
+        self.temps: dict[str, list[int]] = {}
 
     # ------------------------------------------------------------------ helpers
     def emit(self, op: str, comment: str = "", **fields: Any) -> None:
@@ -139,8 +142,8 @@ class _Emitter:
         base = self.buf[tensor].offset + self.row_offset.get(tensor, 0)
         return ("a", base + (row * stride + col) * qt.bytes_per_element)
 
-    def temp(self, nbytes: int, step: int) -> tuple[str, int]:
-        return ("a", self.arena.alloc(nbytes, step).offset)
+    def temp(self, node: str, i: int) -> tuple[str, int]:
+        return ("a", self.temps[node][i])
 
     def q(self, tensor: str) -> QTensor:
         return self.qg.tensors[tensor]
@@ -150,14 +153,19 @@ class _Emitter:
 
     # ------------------------------------------------------------------ allocation
     def plan(self) -> None:
-        """Give every tensor a buffer, reusing buffers whose last reader has run."""
+        """Give every tensor and node temporary a buffer, reusing freed ones.
+
+        Node i may reuse a buffer whose last reader ran before node i; its own inputs stay
+        live while it runs, so no instruction reads memory that it also writes, except the
+        residual updates that are in place by design.
+        """
         g = self.qg.graph
-        last_use: dict[str, int] = {}
+        producers = g.producers()
+        last_use: dict[str, int] = {g.input: 0}
         for i, n in enumerate(g.nodes):
             for t in n.inputs:
                 last_use[t] = i
-        end = len(g.nodes)
-        last_use[g.output] = end
+        last_use[g.output] = len(g.nodes)
         alias: dict[str, str] = {}
         for i, n in enumerate(g.nodes):
             if n.op in ("linear", "moe") and len(n.inputs) > 1:
@@ -168,9 +176,12 @@ class _Emitter:
                         f"again later, so it cannot be updated in place"
                     )
             if n.op == "embed":
-                producer = g.producers().get(n.inputs[0])
+                producer = producers.get(n.inputs[0])
                 if producer is None or producer.op != "linear" or last_use[n.inputs[0]] != i:
-                    raise CompileError(f"node {n.name} (embed): input must come from a linear patch embedding used only here")
+                    raise CompileError(
+                        f"node {n.name} (embed): its input must be a linear patch embedding "
+                        f"used only by the embedding"
+                    )
                 alias[n.inputs[0]] = n.output  # the patch embedding writes rows 1.. directly
                 self.row_offset[n.inputs[0]] = self.shapes[n.output][1] * self.q(n.output).bytes_per_element
 
@@ -179,33 +190,43 @@ class _Emitter:
                 t = alias[t]
             return t
 
-        # A buffer lives until the last use of any tensor sharing it.
+        # A buffer lives until the last reader of any tensor sharing it.
         group_last: dict[str, int] = {}
         for t, lu in last_use.items():
             group_last[root(t)] = max(group_last.get(root(t), -1), lu)
-        order = [g.input] + [n.output for n in g.nodes]
-        for step, t in enumerate(order):
-            self.arena.release_before(step)
+
+        def place(t: str) -> None:
             r = root(t)
-            if r in self.buf:
-                self.buf[t] = self.buf[r]
-                continue
-            if t != r and r not in self.buf:
-                # allocate the root now (the patch embedding's output is the embed's buffer)
+            if r not in self.buf:
                 rows, cols = self.shapes[r]
-                self.buf[r] = self.arena.alloc(rows * cols * self.q(r).bytes_per_element, group_last.get(r, step))
-                self.buf[t] = self.buf[r]
-                continue
-            rows, cols = self.shapes[t]
-            self.buf[t] = self.arena.alloc(rows * cols * self.q(t).bytes_per_element, group_last.get(r, step))
+                self.buf[r] = self.arena.alloc(rows * cols * self.q(r).bytes_per_element, group_last[r])
+            self.buf[t] = self.buf[r]
+
+        place(g.input)
+        for i, n in enumerate(g.nodes):
+            self.arena.release_before(i)
+            place(n.output)
+            self.temps[n.name] = [self.arena.alloc(size, i).offset for size in self._temp_sizes(n)]
+
+    def _temp_sizes(self, n: Node) -> list[int]:
+        """Scratch buffers a node needs while it runs (freed after it)."""
+        if n.op == "attention":
+            t = self.shapes[n.inputs[0]][0]
+            return [t * t * 2, t * STATS_BYTES] * n.attrs["heads"]
+        if n.op == "moe":
+            t = self.shapes[n.inputs[0]][0]
+            e, he = n.params["w1"].shape[0], n.params["w1"].shape[2]
+            hidden = self.qg.nodes[self.qg.graph.nodes.index(n)].params["hidden"]
+            return [t * e * 2, layouts.route_table_bytes(e, t), t * he * hidden.bytes_per_element]
+        return []
 
     # ------------------------------------------------------------------ nodes
     def run(self) -> TaskProgram:
         g = self.qg.graph
         self.plan()
-        for step, qn in enumerate(self.qg.nodes, start=1):
+        for qn in self.qg.nodes:
             first = len(self.prog.insns)
-            getattr(self, "_" + qn.node.op)(qn, step)
+            getattr(self, "_" + qn.node.op)(qn)
             self.prog.layers.append(
                 {"name": qn.node.name, "op": qn.node.op, "first": first, "count": len(self.prog.insns) - first}
             )
@@ -228,7 +249,7 @@ class _Emitter:
     def _record(self, t: str, after: int) -> None:
         self.prog.tensors[t] = {**self._describe(t), "after": after}
 
-    def _linear(self, qn: QNode, step: int) -> None:
+    def _linear(self, qn: QNode) -> None:
         n, p = qn.node, qn.params
         x, y = n.inputs[0], n.output
         rows = n.attrs.get("rows") or (0, self.shapes[x][0])
@@ -255,7 +276,7 @@ class _Emitter:
             fields.update(residual=True, r_addr=self.weight(pos))
         self.emit("MATMUL", f"{n.name}: {m}x{k} @ {k}x{nout}", **fields)
 
-    def _embed(self, qn: QNode, step: int) -> None:
+    def _embed(self, qn: QNode) -> None:
         n = qn.node
         row = qn.params["cls_row"].astype("<i2").tobytes()
         self.emit(
@@ -263,7 +284,7 @@ class _Emitter:
             rows=1, row_bytes=len(row), src_addr=self.weight(row), dst_addr=self.act(n.output),
         )
 
-    def _layernorm(self, qn: QNode, step: int) -> None:
+    def _layernorm(self, qn: QNode) -> None:
         n, p = qn.node, qn.params
         x, y = n.inputs[0], n.output
         m, d = self.shapes[x]
@@ -275,7 +296,7 @@ class _Emitter:
             p_addr=self.weight(blob),
         )
 
-    def _attention(self, qn: QNode, step: int) -> None:
+    def _attention(self, qn: QNode) -> None:
         n, p = qn.node, qn.params
         qkv, y = n.inputs[0], n.output
         t, width = self.shapes[qkv]
@@ -284,8 +305,8 @@ class _Emitter:
         dh = d // heads
         x16 = self.q(qkv).bits == 16
         for h in range(heads):
-            z = self.temp(t * t * 2, step)
-            stats = self.temp(t * STATS_BYTES, step)
+            z = self.temp(n.name, 2 * h)
+            stats = self.temp(n.name, 2 * h + 1)
             self.emit(
                 "ATTN_QK", f"{n.name} head {h}: scores and softmax statistics",
                 x16=x16, m=t, n=t, d=dh,
@@ -302,7 +323,7 @@ class _Emitter:
                 mult=p["av_mult"], shift=p["av_shift"],
             )
 
-    def _moe(self, qn: QNode, step: int) -> None:
+    def _moe(self, qn: QNode) -> None:
         n, p = qn.node, qn.params
         x, res, y = n.inputs[0], n.inputs[1], n.output
         t, d = self.shapes[x]
@@ -310,9 +331,7 @@ class _Emitter:
         hidden: QTensor = p["hidden"]
         he = p["experts"][0][0]["w"].shape[1]
         gate = p["gate"]
-        logits = self.temp(t * num_e * 2, step)
-        route = self.temp(layouts.route_table_bytes(num_e, t), step)
-        hbuf = self.temp(t * he * hidden.bytes_per_element, step)
+        logits, route, hbuf = (self.temp(n.name, i) for i in range(3))
         self.emit(
             "MATMUL", f"{n.name}: gate logits (base-2 domain)",
             x16=self.q(x).bits == 16, y16=True, m=t, k=d, n=num_e,

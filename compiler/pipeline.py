@@ -100,7 +100,8 @@ def compile_model(
              f"{linked.memory['act_bytes'] / 2**10:.0f} KiB activations ({time.perf_counter() - t0:.2f} s)")
     first = next(iter(graphs.values()))
     meta = {
-        "model": {**model_meta, "preprocess": first.meta.get("preprocess", "imagenet")},
+        "model": model_meta,
+        "preprocess": first.meta.get("preprocess", "imagenet"),
         "hardware": {"name": cfg.name, "hash": cfg.config_hash()},
         "precision": precision,
         "calibration": {"images": calib},

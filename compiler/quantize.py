@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from edgemoe.hw.config import HardwareConfig
-from edgemoe.hw.numerics import fixedpoint, layernorm as ln_numerics
+from edgemoe.hw.numerics import fixedpoint
+from edgemoe.hw.numerics.layernorm import layernorm_params
 
 from .errors import CompileError
 from .ir import Graph, Node, run_float
@@ -249,7 +250,7 @@ def _quantize_graph(
             )
         elif n.op == "layernorm":
             g, b = n.params["gamma"], n.params["beta"]
-            gq, bq, eps_q, mult, shift = ln_numerics.layernorm_params(
+            gq, bq, eps_q, mult, shift = layernorm_params(
                 g, b, n.attrs["eps"], sx, yq.scale, g.shape[0], cfg
             )
             qnodes.append(QNode(n, {"gamma": gq, "beta": bq, "eps_q": eps_q, "mult": mult, "shift": shift}))

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "config": "config",
     "disasm": "disasm",
     "isa-doc": "isa_doc",
+    "numerics": "numerics",
     "compile": "compile",
     "inspect": "inspect",
 }

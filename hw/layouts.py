@@ -213,24 +213,24 @@ def unpack_route_counts(buf: Buffer, e: int) -> npt.NDArray[np.uint32]:
     return np.frombuffer(buf, dtype="<u4", count=e).astype(np.uint32)
 
 
-def unpack_route_list(
-    buf: Buffer, e: int, capacity: int, expert: int, count: int
+def unpack_route_entries(
+    buf: Buffer, count: int
 ) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint16]]:
-    """(tokens, scores) of the first ``count`` entries of expert ``expert``'s list."""
-    if not 0 <= count <= capacity:
-        raise LayoutError(f"route list {expert}: count {count} outside [0, {capacity}]")
-    at = route_list_offset(e, capacity, expert)
-    _need(buf, at + ROUTE_ENTRY_BYTES * count, "route list")
-    rec = np.frombuffer(buf, dtype=ROUTE_ENTRY_DTYPE, count=count, offset=at)
+    """(tokens, scores) of ``count`` list entries starting at the beginning of ``buf``."""
+    _need(buf, ROUTE_ENTRY_BYTES * count, "route list")
+    rec = np.frombuffer(buf, dtype=ROUTE_ENTRY_DTYPE, count=count)
     return rec["token"].astype(np.uint16), rec["score"].astype(np.uint16)
 
 
 def unpack_route_table(buf: Buffer, e: int, capacity: int) -> RouteTable:
     """Inverse of :func:`pack_route_table`; a count above ``capacity`` raises LayoutError."""
     count = unpack_route_counts(buf, e)
+    if (count > capacity).any():
+        raise LayoutError(f"route table: a count exceeds the capacity {capacity}")
     token = np.zeros((e, capacity), dtype=np.uint16)
     score = np.zeros((e, capacity), dtype=np.uint16)
+    view = memoryview(buf).cast("B")
     for x in range(e):
-        c = int(count[x])
-        token[x, :c], score[x, :c] = unpack_route_list(buf, e, capacity, x, c)
+        c, at = int(count[x]), route_list_offset(e, capacity, x)
+        token[x, :c], score[x, :c] = unpack_route_entries(view[at:], c)
     return RouteTable(count, token, score)

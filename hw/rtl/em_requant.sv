@@ -104,7 +104,7 @@ module em_requant #(
         always_comb begin
             if (shift_q == 6'd0) r = p_q;
             // $signed keeps the sum signed: one unsigned operand would make `>>>` logical.
-            else                 r = (half >>> 1);
+            else                 r = (half >>> 1) + $signed(PW'(half[0]));
             if (r > OUT_MAX)      y_d = OUT_MAX[OUT_WIDTH-1:0];
             else if (r < OUT_MIN) y_d = OUT_MIN[OUT_WIDTH-1:0];
             else                  y_d = r[OUT_WIDTH-1:0];

@@ -19,13 +19,12 @@ import numpy.typing as npt
 FLOAT64_EXACT = 1 << 53
 
 
-def _max_abs(a: npt.NDArray[np.int64]) -> int:
-    return int(np.abs(a).max()) if a.size else 0
+def _max_abs(a: npt.NDArray[np.integer]) -> int:
+    return max(int(a.max()), -int(a.min())) if a.size else 0
 
 
 def exact_matmul(a: npt.NDArray[np.integer], b: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
-    """``a @ b`` for integer ``a[m, k]`` and ``b[k, n]``, exactly, as int64."""
-    a64, b64 = a.astype(np.int64, copy=False), b.astype(np.int64, copy=False)
-    if _max_abs(a64) * _max_abs(b64) * a64.shape[1] < FLOAT64_EXACT:
-        return (a64.astype(np.float64) @ b64.astype(np.float64)).astype(np.int64)
-    return a64 @ b64
+    """``a @ b`` for integer ``a[m, k]`` and ``b[k, n]`` (any integer dtypes), exactly, as int64."""
+    if _max_abs(a) * _max_abs(b) * a.shape[1] < FLOAT64_EXACT:
+        return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    return a.astype(np.int64) @ b.astype(np.int64)
