@@ -97,9 +97,11 @@ class Graph:
 
 # --------------------------------------------------------------------------- float reference
 def gelu(x: np.ndarray) -> np.ndarray:
-    """Exact (erf) GELU."""
-    erf = np.vectorize(math.erf, otypes=[np.float64])
-    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+    """Exact (erf) GELU in float64 (NumPy has no erf; torch's is vectorised and exact)."""
+    import torch
+
+    erf = torch.special.erf(torch.from_numpy(np.asarray(x, dtype=np.float64) / math.sqrt(2.0))).numpy()
+    return 0.5 * x * (1.0 + erf)
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -97,6 +97,8 @@ class TaskProgram:
     layers: list[dict[str, Any]] = field(default_factory=list)
     #: name -> {"offset" (in the arena), "shape", "bits", "scale", "stride", "after"}
     tensors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: MoE route tables: {"name", "offset", "e", "capacity", "after"} (for routing reports)
+    routes: list[dict[str, Any]] = field(default_factory=list)
     input: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
     #: Placeholders resolved once the DRAM map is known: (insn index, field, region, offset).
@@ -340,6 +342,10 @@ class _Emitter:
             y_addr=logits, y_stride=num_e,
         )
         self.emit("GATE_TOPK", f"{n.name}: top-{p['k']} routing", m=t, e=num_e, k=p["k"], z_addr=logits, route_addr=route)
+        self.prog.routes.append(
+            {"name": n.name, "offset": route[1], "e": num_e, "capacity": t, "k": p["k"],
+             "after": len(self.prog.insns) - 1}
+        )
         # One block per expert with identical internal offsets: fc1 tiles, fc1 params, fc2 ...
         parts = []
         for fc1, fc2 in p["experts"]:
@@ -427,6 +433,7 @@ def lower(qgraphs: dict[str, QGraph], cfg: HardwareConfig) -> Linked:
             "output": place(prog.output),
             "layers": prog.layers,
             "tensors": {k: place(v) for k, v in prog.tensors.items()},
+            "routes": [place(r) for r in prog.routes],
             "comments": {str(first + i): text for i, text in prog.comments.items()},
         }
     memory = {

@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import math
 import os
+import pickle
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -35,18 +36,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "ModelConfig",
-    "PRESETS",
-    "get_config",
-    "M3ViT",
-    "build_model",
-    "save_model",
-    "load_model",
-    "preprocess",
-    "export_onnx",
-    "count_macs",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "PRESETS",
+    "M3ViT",
+    "ModelConfig",
+    "build_model",
+    "count_macs",
+    "export_onnx",
+    "get_config",
+    "load_model",
+    "preprocess",
+    "save_model",
 ]
 
 #: Per-channel mean and standard deviation (RGB, on [0, 1] pixels) of the model's normalisation.
@@ -106,9 +107,11 @@ class ModelConfig:
 
     def _validate(self) -> None:
         """Reject configs no model can be built from; messages name the field at fault."""
-        c, h, w = self.image_size
+        if len(self.image_size) != 3 or min(self.image_size) <= 0:
+            raise ValueError(f"ModelConfig {self.name!r}: image_size={self.image_size} must be "
+                             f"positive (C, H, W)")
+        _, h, w = self.image_size
         checks = [
-            (len(self.image_size) == 3 and min(self.image_size) > 0, "image_size must be (C, H, W)"),
             (self.patch > 0 and h % self.patch == 0 and w % self.patch == 0,
              f"patch={self.patch} must divide image height {h} and width {w}"),
             (self.heads > 0 and self.dim % self.heads == 0,
@@ -289,7 +292,7 @@ class MoE(nn.Module):
             weighted = expert(tokens[token]) * scores[token, slot].unsqueeze(-1)
             out = out.index_add(0, token, weighted)
         if trace is not None:
-            trace[f"{prefix}.gate"] = logits
+            trace[f"{prefix}.gate_logits"] = logits
             trace[f"{prefix}.route"] = experts
             trace[f"{prefix}.scores"] = scores
         return out.reshape(shape)
@@ -317,7 +320,7 @@ class Block(nn.Module):
             trace[f"{prefix}.attn"] = x
         if self.moe is not None:
             x = x + self.moe(self.norm2(x), task, trace, prefix)
-        else:
+        elif self.mlp is not None:
             x = x + self.mlp(self.norm2(x))
         if trace is not None:
             trace[f"{prefix}.mlp"] = x
@@ -354,7 +357,7 @@ class M3ViT(nn.Module):
 
         Names: ``embed`` (tokens after class token and position embedding, [B, N, D]);
         ``block<i>.attn`` and ``block<i>.mlp`` (after each residual add, [B, N, D]); on MoE
-        blocks ``block<i>.gate`` (gate logits), ``block<i>.route`` (chosen experts, int64) and
+        blocks ``block<i>.gate_logits``, ``block<i>.route`` (chosen experts, int64) and
         ``block<i>.scores`` (their probabilities), each over the flattened B·N tokens:
         [B·N, E], [B·N, k], [B·N, k]; ``norm`` (final LayerNorm output, [B, N, D]) and
         ``output`` (the task head on the patch tokens).
@@ -408,10 +411,10 @@ def _trunc_normal(shape: torch.Size, std: float, generator: torch.Generator) -> 
     Drawing uniforms (exact) and transforming in float64 makes the float32 result the same on
     every machine even if vectorised libm routines differ in the last bit.
     """
-    low = 0.5 * math.erfc(2.0 / math.sqrt(2.0))  # Φ(-2)
+    low = 0.5 * math.erfc(math.sqrt(2.0))  # Φ(-2)
     u = torch.rand(shape, generator=generator, dtype=torch.float64)
-    z = math.sqrt(2.0) * torch.erfinv(2.0 * (low + u * (1.0 - 2.0 * low)) - 1.0)
-    return (z * std).to(torch.float32)
+    z = torch.special.ndtri(u.mul_(1.0 - 2.0 * low).add_(low))
+    return z.mul_(std).to(torch.float32)
 
 
 def _init_value(name: str, param: Tensor, depth: int, seed: int) -> Tensor:
@@ -439,14 +442,19 @@ def _weight_gain(name: str, depth: int) -> float:
 def init_weights(model: M3ViT, seed: int = 0) -> None:
     """Seeded, machine-independent initialisation of every parameter.
 
-    Weights are trunc-normal with std 1/sqrt(fan_in), so each linear layer keeps activations
-    near unit scale: attention logits have std ≈ 1 (attention is neither uniform nor one-hot).
-    Layers writing into the residual stream (attention proj, MLP and expert fc2) are scaled by
-    1/sqrt(2·depth) as in GPT-2, so every block changes the stream visibly yet tokens stay
-    distinct through all blocks and deep gates still spread tokens over many experts. Gate
-    weights are GATE_LOGIT_STD times wider. Biases, LayerNorm offsets, the class token and position embedding are small but
-    non-zero and LayerNorm gains scatter around 1, so a hardware path that dropped a bias or
-    an affine term would show up in a comparison rather than hide behind zeros.
+    Weights are trunc-normal with std gain/sqrt(fan_in), so activations stay near unit scale
+    (M3ViT has no published weights, and a plain std-0.02 init gives near-uniform attention and
+    blocks that barely change the residual stream, which would make fidelity tests too easy):
+
+    - Q/K/V gain QKV_GAIN: attention logits have std ≈ QKV_GAIN² ≈ 3, so attention is peaked;
+    - attention proj, MLP fc2 and expert fc2 (the layers that write into the residual stream)
+      gain 1/sqrt(depth): each block changes the stream by roughly 5-20 % and tokens stay
+      distinct through all blocks, so deep gates still spread tokens over many experts;
+    - gate gain GATE_LOGIT_STD: routing is neither uniform nor one-hot.
+
+    Biases, LayerNorm offsets, the class token and the position embedding are small but non-zero
+    and LayerNorm gains scatter around 1, so a hardware path that dropped a bias or an affine
+    term shows up in a comparison instead of hiding behind zeros.
     """
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -508,10 +516,13 @@ def load_model(path: str | os.PathLike[str], preset: str | ModelConfig | None = 
     ``preset`` given as well must agree with it) or a plain state_dict, which needs ``preset``.
     Key or shape mismatches raise ``ValueError`` listing them.
     """
-    data = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: expected a checkpoint or state_dict mapping, got "
-                         f"{type(data).__name__}")
+    try:
+        data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({error})") from error
+    if not isinstance(data, Mapping):  # the file's content is at fault, not an argument
+        raise ValueError(  # noqa: TRY004
+            f"{path}: expected a checkpoint or state_dict mapping, got {type(data).__name__}")
     if "state_dict" in data and "config" in data:
         config = ModelConfig.from_dict(data["config"])
         if preset is not None and get_config(preset) != config:
@@ -572,8 +583,8 @@ def export_onnx(model: M3ViT, task: str, path: str | os.PathLike[str], opset: in
     routing stays data dependent in the graph (TopK, then per expert Equal → NonZero → Gather →
     expert → score multiply → scatter-add).
 
-    The TorchScript exporter (``dynamo=False``) is used: it takes under a second for ``edge-moe``
-    and names nodes after the module path (``/model/blocks.1/moe/experts.0/fc1/Gemm``). The
+    The TorchScript exporter (``dynamo=False``) is used: it exports ``edge-moe`` in about 10 s and
+    names nodes after the module path (``/model/blocks.1/moe/experts.0/fc1/Gemm``). The
     torch.export-based exporter of torch 2.13 also handles the data-dependent routing, but took
     about two minutes for ``edge-moe``, builds opset 18 and converts down through a fallback, and
     gives nodes generic names.
@@ -612,6 +623,8 @@ def count_macs(config: str | ModelConfig, task: str,
     if task not in config.tasks:
         raise ValueError(f"unknown task {task!r}; model {config.name!r} has {sorted(config.tasks)}")
     k = config.top_k if experts_per_token is None else experts_per_token
+    if not 0 <= k <= config.num_experts:
+        raise ValueError(f"experts_per_token={k} must be in 0..{config.num_experts}")
     n, d, moe = config.num_tokens, config.dim, len(config.moe_blocks)
     dense = config.depth - moe
     macs = {

@@ -32,6 +32,16 @@ def _quiet(_: str) -> None:
     pass
 
 
+def model_source(model: Any) -> dict[str, Any]:
+    """How to rebuild the float model later (for ``edgemoe run --compare float``)."""
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if path.suffix in (".onnx", ".pt", ".pth"):
+            return {"kind": path.suffix.lstrip("."), "path": str(path.resolve())}
+        return {"kind": "preset", "name": str(model), "seed": 0}
+    return {"kind": "module"}
+
+
 def load_frontend(model: Any) -> tuple[dict[str, Graph], dict[str, Any]]:
     """Graphs per task and the model description for any supported model spec.
 
@@ -101,6 +111,7 @@ def compile_model(
     first = next(iter(graphs.values()))
     meta = {
         "model": model_meta,
+        "source": model_source(model),
         "preprocess": first.meta.get("preprocess", "imagenet"),
         "hardware": {"name": cfg.name, "hash": cfg.config_hash()},
         "precision": precision,

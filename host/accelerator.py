@@ -58,7 +58,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise RuntimeUserError(f"{path}: no such file")
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
+            return np.array(img.convert("RGB"))
     except (UnidentifiedImageError, OSError) as e:
         raise RuntimeUserError(f"{path}: not a readable image ({e})") from None
 

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "numerics": "numerics",
     "compile": "compile",
     "inspect": "inspect",
+    "run": "run",
 }
 
 

@@ -10,18 +10,30 @@ from pathlib import Path
 from edgemoe.hw import config as hwconfig
 from edgemoe.hw.numerics import report
 
-HELP = "measure the fixed-point numerics (GELU, softmax, LayerNorm, exp, 1/x, 1/sqrt) against float64"
+HELP = (
+    "measure the fixed-point numerics (GELU, softmax, LayerNorm, exp, 1/x, 1/sqrt) against float64"
+)
 
 DEFAULT_CONFIG = "edge-moe-zcu102"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=DEFAULT_CONFIG,
-                   help=f"preset name or path to a TOML file (default: {DEFAULT_CONFIG})")
-    p.add_argument("--json", action="store_true",
-                   help='print {"<function>": {"max_abs_err": ..., "mean_abs_err": ...}, ...}')
-    p.add_argument("--plots", metavar="DIR", type=Path,
-                   help="write one error-versus-input PNG per function into DIR")
+    p.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        help=f"preset name or path to a TOML file (default: {DEFAULT_CONFIG})",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"<function>": {"max_abs_err": ..., "mean_abs_err": ...}, ...}',
+    )
+    p.add_argument(
+        "--plots",
+        metavar="DIR",
+        type=Path,
+        help="write one error-versus-input PNG per function into DIR",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             paths = report.write_plots(reports, args.plots)
         except OSError as e:
-            raise UserError(f"--plots {args.plots}: cannot write plots: {e.strerror or e}") from None
+            raise UserError(
+                f"--plots {args.plots}: cannot write plots: {e.strerror or e}"
+            ) from None
         for path in paths:
             print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
     return 0

@@ -24,7 +24,7 @@ from .fixedpoint import (
 from .gate import gate_topk, route_table
 from .gelu import gelu, gelu_table
 from .layernorm import layernorm, layernorm_params
-from .recip import reciprocal, recip_seed_table, rsqrt, rsqrt_seed_table
+from .recip import recip_seed_table, reciprocal, rsqrt, rsqrt_seed_table
 from .softmax import (
     SoftmaxStats,
     online_softmax_stats,

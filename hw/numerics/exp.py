@@ -9,7 +9,7 @@ No interpolation is needed because the table has one entry per representable fra
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from .params import Cfg, numerics_of
 SHIFT_CLAMP = 63
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(num: NumericsConfig) -> IntArray:
     f_bits, e_bits = num.score_frac_bits, num.exp_frac_bits
     t = np.array(

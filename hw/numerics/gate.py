@@ -52,8 +52,10 @@ def route_table(
     order = np.argsort(flat_expert, kind="stable")  # row-major input: tokens already increasing
     counts = np.bincount(flat_expert, minlength=e).astype(np.int64)
     if counts.size and counts.max() > capacity:
-        raise ValueError(f"route_table: expert {int(counts.argmax())} has {int(counts.max())} "
-                         f"tokens, more than the capacity {capacity}")
+        raise ValueError(
+            f"route_table: expert {int(counts.argmax())} has {int(counts.max())} "
+            f"tokens, more than the capacity {capacity}"
+        )
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     slot = np.arange(m * k) - starts[flat_expert[order]]
     tokens = np.zeros((e, capacity), dtype=np.int64)

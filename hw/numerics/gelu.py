@@ -9,7 +9,7 @@ beyond the table (delta(6) < 1e-8).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -26,7 +26,7 @@ def _delta(t: float) -> float:
     return t * 0.5 * math.erfc(t / math.sqrt(2.0))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(num: NumericsConfig) -> IntArray:
     step = 1.0 / (1 << num.gelu_step_log2)
     scale = 1 << num.gelu_table_frac_bits

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from .fixedpoint import IntArray, IntLike, quantize_multiplier, requantize, round_shift
 from .params import Cfg, numerics_of
-from .recip import MAX_INPUT, rsqrt
+from .recip import rsqrt
 
 #: gamma is int16, beta int32 (the LAYERNORM parameter block).
 GAMMA_MAX = (1 << 15) - 1
@@ -86,21 +86,28 @@ def layernorm_params(
     gamma = np.asarray(gamma, dtype=np.float64)
     beta = np.asarray(beta, dtype=np.float64)
     if gamma.shape != (d,) or beta.shape != (d,):
-        raise ValueError(f"layernorm_params: gamma {gamma.shape} and beta {beta.shape} must be ({d},)")
+        raise ValueError(
+            f"layernorm_params: gamma {gamma.shape} and beta {beta.shape} must be ({d},)"
+        )
     if not (x_scale > 0 and y_scale > 0 and eps >= 0):
-        raise ValueError(f"layernorm_params: need x_scale > 0, y_scale > 0, eps >= 0 "
-                         f"(got {x_scale!r}, {y_scale!r}, {eps!r})")
-    unit = 2.0 ** -num.norm_frac_bits
-    gamma_scale = max(np.abs(gamma).max(initial=0.0) / GAMMA_MAX,
-                      np.abs(beta).max(initial=0.0) / BETA_MAX / unit)
+        raise ValueError(
+            f"layernorm_params: need x_scale > 0, y_scale > 0, eps >= 0 "
+            f"(got {x_scale!r}, {y_scale!r}, {eps!r})"
+        )
+    unit = 2.0**-num.norm_frac_bits
+    gamma_scale = max(
+        np.abs(gamma).max(initial=0.0) / GAMMA_MAX, np.abs(beta).max(initial=0.0) / BETA_MAX / unit
+    )
     if gamma_scale == 0.0:
         gamma_scale = 1.0
     gamma_q = _round_away(gamma / gamma_scale)
     beta_q = _round_away(beta / (gamma_scale * unit))
     eps_q = max(1, math.floor(eps * d * d / (x_scale * x_scale) + 0.5))
     if eps_q >= EPS_Q_MAX:
-        raise ValueError(f"layernorm_params: eps {eps!r} is {eps_q} in units of (x_scale/d)^2, "
-                         f"too large for the 2^60 limit (x_scale {x_scale!r} too small?)")
+        raise ValueError(
+            f"layernorm_params: eps {eps!r} is {eps_q} in units of (x_scale/d)^2, "
+            f"too large for the 2^60 limit (x_scale {x_scale!r} too small?)"
+        )
     mult, shift = quantize_multiplier(gamma_scale * unit / y_scale)
     return gamma_q, beta_q, eps_q, mult, shift
 

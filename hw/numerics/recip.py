@@ -18,11 +18,9 @@ Inputs must be in [1, 2^62). Errors are measured in docs/numerics.md and asserte
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
-
-from edgemoe.hw.config import NumericsConfig
 
 from .fixedpoint import IntArray, IntLike, round_shift
 from .params import Cfg, numerics_of
@@ -60,7 +58,7 @@ def _normalise(x: IntArray, k: IntArray) -> IntArray:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _recip_table(table_bits: int) -> IntArray:
     # Interval i is [1 + i/2^T, 1 + (i+1)/2^T); the best seed 2/(a+b) = 2^(T+1)/(2^(T+1)+2i+1).
     t = np.array(
@@ -75,7 +73,7 @@ def _recip_table(table_bits: int) -> IntArray:
     return t
 
 
-@lru_cache(maxsize=None)
+@cache
 def _rsqrt_table(table_bits: int) -> IntArray:
     half = 1 << (table_bits - 1)
     entries = []
@@ -111,7 +109,9 @@ def _check(x: IntLike, what: str) -> IntArray:
 
 
 def _mantissa(y: IntArray) -> IntArray:
-    return np.clip(round_shift(y, WORK_BITS - MANT_BITS), 1 << (MANT_BITS - 1), (1 << MANT_BITS) - 1)
+    return np.clip(
+        round_shift(y, WORK_BITS - MANT_BITS), 1 << (MANT_BITS - 1), (1 << MANT_BITS) - 1
+    )
 
 
 def reciprocal(x: IntLike, cfg: Cfg) -> tuple[IntArray, IntArray]:

@@ -62,8 +62,14 @@ def measure_exp(cfg: Cfg) -> ErrorReport:
     got = exp2_neg(d, num) / (1 << e_bits)
     err = np.abs(got - exact)
     rel = err[d > -(1 << f_bits)] / exact[d > -(1 << f_bits)]
-    return ErrorReport("exp", f"all d in [-{e_bits + 2}, 0] step 2^-{f_bits}", d / (1 << f_bits),
-                       "d (log2 domain)", err, rel)
+    return ErrorReport(
+        "exp",
+        f"all d in [-{e_bits + 2}, 0] step 2^-{f_bits}",
+        d / (1 << f_bits),
+        "d (log2 domain)",
+        err,
+        rel,
+    )
 
 
 def _recip_inputs() -> npt.NDArray[np.int64]:
@@ -80,8 +86,15 @@ def measure_reciprocal(cfg: Cfg) -> ErrorReport:
     xf = x.astype(np.float64)
     got = np.ldexp(mant.astype(np.float64), -e)
     rel = np.abs(got * xf - 1.0)
-    return ErrorReport("reciprocal", "all x < 2^16, log-uniform x < 2^62, powers of two",
-                       xf, "x", np.abs(got - 1.0 / xf), rel, log_x=True)
+    return ErrorReport(
+        "reciprocal",
+        "all x < 2^16, log-uniform x < 2^62, powers of two",
+        xf,
+        "x",
+        np.abs(got - 1.0 / xf),
+        rel,
+        log_x=True,
+    )
 
 
 def measure_rsqrt(cfg: Cfg) -> ErrorReport:
@@ -91,8 +104,15 @@ def measure_rsqrt(cfg: Cfg) -> ErrorReport:
     xf = x.astype(np.float64)
     got = np.ldexp(mant.astype(np.float64), -e)
     rel = np.abs(got * np.sqrt(xf) - 1.0)
-    return ErrorReport("rsqrt", "all x < 2^16, log-uniform x < 2^62, powers of two",
-                       xf, "x", np.abs(got - 1.0 / np.sqrt(xf)), rel, log_x=True)
+    return ErrorReport(
+        "rsqrt",
+        "all x < 2^16, log-uniform x < 2^62, powers of two",
+        xf,
+        "x",
+        np.abs(got - 1.0 / np.sqrt(xf)),
+        rel,
+        log_x=True,
+    )
 
 
 def exact_gelu(x: FloatArray) -> FloatArray:
@@ -106,8 +126,9 @@ def measure_gelu(cfg: Cfg, frac_bits: int = GELU_FRAC_BITS) -> ErrorReport:
     q = np.arange(-limit, limit + 1)
     x = q / (1 << frac_bits)
     got = gelu(q, frac_bits, 16, cfg) / (1 << frac_bits)
-    return ErrorReport("gelu", f"every int16 Q{frac_bits} code in [-8, 8]", x, "x",
-                       np.abs(got - exact_gelu(x)))
+    return ErrorReport(
+        "gelu", f"every int16 Q{frac_bits} code in [-8, 8]", x, "x", np.abs(got - exact_gelu(x))
+    )
 
 
 def exact_softmax(z: npt.ArrayLike, score_frac_bits: int) -> FloatArray:
@@ -154,9 +175,13 @@ def measure_softmax(cfg: Cfg) -> ErrorReport:
         ref = exact_softmax(z, f_bits)
         exact.append(ref.ravel())
         errs.append(np.abs(softmax(z, cfg) / (1 << 15) - ref).ravel())
-    return ErrorReport("softmax", "rows of 1..1024 int16 scores: random (std 0.05..60 in log2 "
-                       "units) and adversarial", np.concatenate(exact), "exact probability",
-                       np.concatenate(errs))
+    return ErrorReport(
+        "softmax",
+        "rows of 1..1024 int16 scores: random (std 0.05..60 in log2 units) and adversarial",
+        np.concatenate(exact),
+        "exact probability",
+        np.concatenate(errs),
+    )
 
 
 def layernorm_case(
@@ -188,25 +213,53 @@ def measure_layernorm(cfg: Cfg) -> ErrorReport:
         got, ref = layernorm_case(float(std), 192, 16, cfg, seed=100 + i)
         errs.append(np.abs(got - ref).ravel())
         xs.append(np.full(got.size, std))
-    return ErrorReport("layernorm", "int16 rows (d = 192) of std 1e-2..1e2, int16 output",
-                       np.concatenate(xs), "row std", np.concatenate(errs), log_x=True)
+    return ErrorReport(
+        "layernorm",
+        "int16 rows (d = 192) of std 1e-2..1e2, int16 output",
+        np.concatenate(xs),
+        "row std",
+        np.concatenate(errs),
+        log_x=True,
+    )
 
 
 def measure_all(cfg: Cfg) -> dict[str, ErrorReport]:
     """Every report, keyed by function name."""
-    reports = (measure_gelu(cfg), measure_softmax(cfg), measure_layernorm(cfg), measure_exp(cfg),
-               measure_reciprocal(cfg), measure_rsqrt(cfg))
+    reports = (
+        measure_gelu(cfg),
+        measure_softmax(cfg),
+        measure_layernorm(cfg),
+        measure_exp(cfg),
+        measure_reciprocal(cfg),
+        measure_rsqrt(cfg),
+    )
     return {r.name: r for r in reports}
 
 
 def format_table(reports: dict[str, ErrorReport]) -> str:
     """A text table: function, max and mean absolute error, max relative error, sweep."""
-    lines = [f"{'function':11s} {'max_abs_err':>12s} {'mean_abs_err':>12s} {'max_rel_err':>12s}  sweep"]
+    lines = [
+        f"{'function':11s} {'max_abs_err':>12s} {'mean_abs_err':>12s} {'max_rel_err':>12s}  sweep"
+    ]
     for r in reports.values():
         s = r.summary()
         rel = f"{s['max_rel_err']:12.3e}" if "max_rel_err" in s else f"{'-':>12s}"
-        lines.append(f"{r.name:11s} {s['max_abs_err']:12.3e} {s['mean_abs_err']:12.3e} {rel}  {r.sweep}")
+        lines.append(
+            f"{r.name:11s} {s['max_abs_err']:12.3e} {s['mean_abs_err']:12.3e} {rel}  {r.sweep}"
+        )
     return "\n".join(lines)
+
+
+def _envelope(x: FloatArray, err: FloatArray, bins: int = 8000) -> tuple[FloatArray, FloatArray]:
+    """At most 2 * bins points: the largest and smallest error of each run of inputs (sorted by
+    x), so large sweeps plot quickly and the worst case is always drawn."""
+    order = np.argsort(x, kind="stable")
+    xs, es = x[order], err[order]
+    if xs.size <= 2 * bins:
+        return xs, es
+    starts = np.linspace(0, xs.size, bins, endpoint=False).astype(np.int64)
+    hi, lo = np.maximum.reduceat(es, starts), np.minimum.reduceat(es, starts)
+    return np.concatenate([xs[starts], xs[starts]]), np.concatenate([hi, lo])
 
 
 def write_plots(reports: dict[str, ErrorReport], out_dir: Path) -> list[Path]:
@@ -222,7 +275,7 @@ def write_plots(reports: dict[str, ErrorReport], out_dir: Path) -> list[Path]:
         err = r.rel_err if r.rel_err is not None and r.rel_err.size == r.x.size else r.abs_err
         label = "relative error" if err is r.rel_err else "absolute error"
         fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot(r.x, err, ".", markersize=1.5)
+        ax.plot(*_envelope(r.x, err), ".", markersize=1.5)
         if r.log_x:
             ax.set_xscale("log")
         ax.set_xlabel(r.x_label)

@@ -103,13 +103,18 @@ def pack_stats(stats: SoftmaxStats) -> npt.NDArray[np.uint8]:
 
 def unpack_stats(raw: npt.ArrayLike) -> SoftmaxStats:
     """Inverse of :func:`pack_stats`: ``raw`` is ``[m, 8]`` uint8 (or ``m * 8`` bytes)."""
-    data = np.ascontiguousarray(np.frombuffer(raw, np.uint8) if isinstance(raw, (bytes, bytearray))
-                                else np.asarray(raw, np.uint8))
+    data = np.ascontiguousarray(
+        np.frombuffer(raw, np.uint8)
+        if isinstance(raw, (bytes, bytearray))
+        else np.asarray(raw, np.uint8)
+    )
     if data.size % STATS_BYTES:
         raise ValueError(f"unpack_stats: {data.size} bytes is not a multiple of {STATS_BYTES}")
     rec = data.reshape(-1).view(_STATS_DTYPE)
     return SoftmaxStats(
-        b=rec["b"].astype(np.int64), mant=rec["mant"].astype(np.int64), exp=rec["exp"].astype(np.int64)
+        b=rec["b"].astype(np.int64),
+        mant=rec["mant"].astype(np.int64),
+        exp=rec["exp"].astype(np.int64),
     )
 
 

@@ -51,7 +51,9 @@ def rsqrt(x: int, num: NumericsConfig) -> tuple[int, int]:
     return _mant(y), (k - p) // 2 + 16
 
 
-def softmax_row(row: list[int], num: NumericsConfig, prob_bits: int = 16) -> tuple[int, int, int, list[int]]:
+def softmax_row(
+    row: list[int], num: NumericsConfig, prob_bits: int = 16
+) -> tuple[int, int, int, list[int]]:
     """(b, mant, exp, probs) of one row of scores."""
     f_bits, e_bits = num.score_frac_bits, num.exp_frac_bits
     table = [int(v) for v in exp2_table(num)]
@@ -91,8 +93,14 @@ def gelu(x: int, frac_bits: int, out_bits: int, num: NumericsConfig) -> int:
 
 
 def layernorm_row(
-    x: list[int], gamma_q: list[int], beta_q: list[int], eps_q: int, mult: int, shift: int,
-    out_bits: int, num: NumericsConfig,
+    x: list[int],
+    gamma_q: list[int],
+    beta_q: list[int],
+    eps_q: int,
+    mult: int,
+    shift: int,
+    out_bits: int,
+    num: NumericsConfig,
 ) -> list[int]:
     d = len(x)
     s1 = sum(x)

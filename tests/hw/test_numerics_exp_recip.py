@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import numerics_reference as ref
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import numerics_reference as ref
 from edgemoe.hw.config import NumericsConfig
 from edgemoe.hw.numerics import exp2_neg, exp2_table, reciprocal, rsqrt
 from edgemoe.hw.numerics.recip import msb_index

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
+import numerics_reference as ref
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import numerics_reference as ref
 from edgemoe.hw.config import NumericsConfig
 from edgemoe.hw.numerics import (
     SoftmaxStats,
@@ -29,8 +29,11 @@ SOFTMAX_MAX_ABS_ERR = 2.0**-9
 
 @pytest.mark.parametrize(
     "num",
-    [DEFAULT, NumericsConfig(score_frac_bits=4, exp_frac_bits=12, recip_table_bits=4),
-     NumericsConfig(score_frac_bits=10, exp_frac_bits=14)],
+    [
+        DEFAULT,
+        NumericsConfig(score_frac_bits=4, exp_frac_bits=12, recip_table_bits=4),
+        NumericsConfig(score_frac_bits=10, exp_frac_bits=14),
+    ],
     ids=["default", "F4E12T4", "F10E14"],
 )
 def test_random_and_adversarial_rows(num: NumericsConfig) -> None:
@@ -66,11 +69,15 @@ def test_special_rows() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    rows=hnp.arrays(np.int64, st.tuples(st.integers(1, 4), st.integers(1, 40)),
-                    elements=st.integers(-32768, 32767)),
+    rows=hnp.arrays(
+        np.int64,
+        st.tuples(st.integers(1, 4), st.integers(1, 40)),
+        elements=st.integers(-32768, 32767),
+    ),
     spread=st.sampled_from([1, 16, 256, 4096]),
-    num=st.sampled_from([DEFAULT, NumericsConfig(score_frac_bits=4, exp_frac_bits=12,
-                                                 recip_table_bits=5)]),
+    num=st.sampled_from(
+        [DEFAULT, NumericsConfig(score_frac_bits=4, exp_frac_bits=12, recip_table_bits=5)]
+    ),
 )
 def test_matches_scalar_steps(rows: np.ndarray, spread: int, num: NumericsConfig) -> None:
     z = np.clip(rows * spread // 256, -32768, 32767)
@@ -95,8 +102,9 @@ def test_long_rows_match_scalar_steps() -> None:
 
 
 def test_pack_layout_and_round_trip() -> None:
-    stats = SoftmaxStats(b=np.array([-2, 300]), mant=np.array([0x8001, 0xFFFF]),
-                         exp=np.array([16, 32]))
+    stats = SoftmaxStats(
+        b=np.array([-2, 300]), mant=np.array([0x8001, 0xFFFF]), exp=np.array([16, 32])
+    )
     raw = pack_stats(stats)
     assert raw.shape == (2, 8) and raw.dtype == np.uint8
     assert raw[0].tobytes() == bytes([0xFE, 0xFF, 0x01, 0x80, 16, 0, 0, 0])
@@ -122,8 +130,10 @@ def test_stats_ranges_and_unpacked_use() -> None:
 
 def test_scores_above_stored_max_count_as_max() -> None:
     stats = online_softmax_stats(np.array([[0, 0]]), DEFAULT)
-    assert np.array_equal(softmax_probs(np.array([[500, 0]]), stats, DEFAULT),
-                          softmax_probs(np.array([[0, 0]]), stats, DEFAULT))
+    assert np.array_equal(
+        softmax_probs(np.array([[500, 0]]), stats, DEFAULT),
+        softmax_probs(np.array([[0, 0]]), stats, DEFAULT),
+    )
 
 
 def test_rejects_empty_rows() -> None:
