@@ -92,7 +92,7 @@ class Binary:
     # ------------------------------------------------------------------ serialisation
     def to_bytes(self) -> bytes:
         payloads = [
-            (Section.META, json.dumps(self.meta, sort_keys=True).encode()),
+            (Section.META, json.dumps(self.meta).encode()),
             (Section.INSN, self.insn),
             (Section.WEIGHTS, self.weights),
         ]

@@ -599,8 +599,10 @@ def export_onnx(model: M3ViT, task: str, path: str | os.PathLike[str], opset: in
         with warnings.catch_warnings():
             # The input check reads shapes as Python values (fine: the batch is fixed), and the
             # MoE gathers/scatters use NonZero indices, which are never negative and never repeat
-            # within one expert, so the exporter's warnings about those cases do not apply.
+            # within one expert, so the exporter's warnings about those cases do not apply. The
+            # TorchScript exporter's deprecation notice is about a choice made above.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message=".*(negative values|duplicated values).*")
             torch.onnx.export(_SingleTask(model, task).eval(), (dummy,), str(tmp), dynamo=False,
                               input_names=["image"], output_names=[task], opset_version=opset)

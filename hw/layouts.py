@@ -144,7 +144,9 @@ def pack_layernorm(
     """Header (int64 eps, uint16 mult, uint8 shift, 5 zero bytes), d int16 gamma, d int32 beta."""
     d = np.shape(gamma)[0] if np.ndim(gamma) == 1 else -1
     if d < 1:
-        raise LayoutError(f"layernorm: gamma must be a non-empty vector, got shape {np.shape(gamma)}")
+        raise LayoutError(
+            f"layernorm: gamma must be a non-empty vector, got shape {np.shape(gamma)}"
+        )
     head = np.zeros(1, dtype=LAYERNORM_HEADER_DTYPE)
     head["eps"] = _as(eps_q, "i8", (), "layernorm eps")
     head["mult"] = _as(mult, "u2", (), "layernorm mult")
@@ -185,9 +187,7 @@ def route_list_offset(e: int, capacity: int, expert: int) -> int:
     return ROUTE_COUNT_BYTES * e + ROUTE_ENTRY_BYTES * capacity * expert
 
 
-def pack_route_table(
-    count: npt.ArrayLike, token: npt.ArrayLike, score: npt.ArrayLike
-) -> bytes:
+def pack_route_table(count: npt.ArrayLike, token: npt.ArrayLike, score: npt.ArrayLike) -> bytes:
     """The whole table, unused list entries (at or beyond ``count[e]``) written as zeros."""
     count_a = np.asarray(count)
     if count_a.ndim != 1 or count_a.size == 0:

@@ -12,10 +12,16 @@ choices in one place:
   ``<root>/build/sim/<toplevel>-<hash>``, where ``<root>`` is the repository when running from a
   checkout and the working directory otherwise; a lock file serialises the rare case of two
   processes (pytest-xdist workers) asking for the same build, so they never interleave;
-- the number of parallel compile jobs is explicit (``-j``), because CI has two cores;
+- the number of parallel compile jobs is explicit, because CI has two cores. A cold build costs
+  about 11 s of CPU, nearly all of it Verilator's runtime library, which is compiled again for
+  every model: set ``OBJCACHE=ccache`` (Verilator's own make variable; needs ``ccache``) to share
+  it between models and runs. C++ is compiled at ``-O0`` by default, which saves a further
+  ~20 % over Verilator's ``-Os``; block benches run few cycles, so simulation speed matters
+  less. Long system simulations should pass ``cflags=("-O2",)``;
 - a failing bench raises :class:`SimulationError` whether or not pytest is running.
 
-Adding a bench: write ``edgemoe/sim/benches/<bench>.py`` with ``@cocotb.test()`` functions and run
+Adding a bench: write ``sim/benches/<bench>.py`` (module ``edgemoe.sim.benches.<bench>``) with
+``@cocotb.test()`` functions and run
 ``RtlRunner("em_block", parameters={...}).run("<bench>")``.
 """
 
@@ -84,6 +90,7 @@ class RtlRunner:
         sources: Sequence[str] | None = None,
         config: HardwareConfig | None = None,
         jobs: int | None = None,
+        cflags: Sequence[str] = ("-O0",),
     ) -> None:
         self.toplevel = toplevel
         self.parameters = dict(parameters or {})
@@ -93,6 +100,7 @@ class RtlRunner:
                 raise FileNotFoundError(f"RTL source {src.name} not found in {RTL_DIR}")
         self.config = config
         self.jobs = jobs or default_jobs()
+        self.cflags = list(cflags)
         self.build_dir = build_root() / f"{toplevel}-{self._key()}"
         self._runner: Any = None  # the cocotb runner, once built
 
@@ -103,6 +111,7 @@ class RtlRunner:
             "sources": [s.name for s in self.sources],
             "parameters": self.parameters,
             "config": self.config.config_hash() if self.config else None,
+            "cflags": self.cflags,
         }
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -115,8 +124,9 @@ class RtlRunner:
             raise ToolchainError(
                 "cannot build RTL simulations, missing: cocotb (install: pip install -e '.[sim]')"
             ) from None
-        # cocotb runs `make -j MAX_PARALLEL_BUILD_JOBS` after verilating; `-j` below sets
-        # Verilator's own threads. Each pytest-xdist worker is a process, so this is per build.
+        # cocotb runs `make -j MAX_PARALLEL_BUILD_JOBS` after verilating (Verilator's own `-j`
+        # below only sets its verilation threads). Each pytest-xdist worker is a separate
+        # process, so setting this module global is per build.
         cocotb_runner.MAX_PARALLEL_BUILD_JOBS = self.jobs
         includes = [RTL_DIR]
         with _locked(self.build_dir):
@@ -135,7 +145,8 @@ class RtlRunner:
                     hdl_toplevel=self.toplevel,
                     parameters=self.parameters,
                     includes=includes,
-                    build_args=["-Wall", "-j", str(self.jobs), "-y", str(RTL_DIR)],
+                    build_args=["-Wall", "-j", str(self.jobs), "-y", str(RTL_DIR),
+                                "-CFLAGS", " ".join(self.cflags)],
                     build_dir=self.build_dir,
                     timescale=("1ns", "1ps"),
                     log_file=self.build_dir / "build.log",

@@ -39,7 +39,7 @@ class SoftmaxStats:
     """Per-row statistics: running max ``b`` (int16, Q(F)) and ``1/S ~= mant * 2^-exp``.
 
     ``mant`` is in [2^15, 2^16); ``exp`` is such that the real value ``1/s`` (s = the sum in real
-    units, s >= 1) is ``mant * 2^-exp``, so ``exp`` is in [16, 32] for rows up to 65535 keys.
+    units, s >= 1) is ``mant * 2^-exp``, so ``exp`` is in [16, 31] for rows up to 65535 keys ([16, 26] up to 1024).
     """
 
     b: IntArray

@@ -13,8 +13,8 @@ counts; instruction fetches are not counted).
 Control semantics chosen where the ISA text leaves room (the hardware-friendly reading):
 
 - END retires (it is counted) and stops; STATUS = done.
-- Fetching index INSN_COUNT (the stream ran out, including a loop body that runs past it) is
-  ``NO_END`` with ERROR_PC = INSN_COUNT.
+- Reaching index INSN_COUNT or beyond (the stream ran out, including a loop body that runs past
+  it, executed or skipped) is ``NO_END`` with ERROR_PC = INSN_COUNT.
 - EXPERT_LOOP reads the E counts once, when it executes; a count above ``capacity`` is
   ``ILLEGAL_FIELD``. With no active expert the body is skipped entirely. END inside a body stops
   the program; an EXPERT_LOOP inside a body is ``NESTED_LOOP``.
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
 from edgemoe.hw import layouts
 from edgemoe.hw.config import INSTRUCTION_BYTES, HardwareConfig
 from edgemoe.hw.isa import BY_OPCODE, Instruction, IsaError, decode
@@ -105,10 +104,10 @@ class GoldenMachine:
 
     # ------------------------------------------------------------------ host interface
     def write_dram(self, addr: int, data: bytes | npt.NDArray[np.uint8]) -> None:
-        raw = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
+        raw = np.frombuffer(data, dtype=np.uint8)
         if addr < 0 or addr + raw.size > self.dram.size:
             raise ValueError(f"write_dram: [0x{addr:x}, +{raw.size}) outside the DRAM")
-        self.dram[addr : addr + raw.size] = raw.ravel()
+        self.dram[addr : addr + raw.size] = raw
 
     def read_dram(self, addr: int, n: int) -> bytes:
         if addr < 0 or n < 0 or addr + n > self.dram.size:
@@ -205,7 +204,7 @@ class GoldenMachine:
                     loop = None
                 continue
             if pc >= count:
-                raise _Fault(pc, DeviceError(ErrorCode.NO_END, "stream ended without END"))
+                raise _Fault(count, DeviceError(ErrorCode.NO_END, "stream ended without END"))
             ctx.expert = loop.passes[0] if loop is not None else None
             try:
                 insn = self._fetch(pc)
@@ -256,4 +255,3 @@ class GoldenMachine:
             self.trace.append(entry)
         if self.on_retire is not None:
             self.on_retire(entry)
-

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import as_strided
-
 from edgemoe.hw.regs import ErrorCode
+from numpy.lib.stride_tricks import as_strided
 
 I8 = np.dtype("<i1")
 I16 = np.dtype("<i2")

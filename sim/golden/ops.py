@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
 from edgemoe.hw import layouts
 from edgemoe.hw.config import HardwareConfig
 from edgemoe.hw.numerics.fixedpoint import MAX_SHIFT, requantize, round_shift, saturate, wrap
@@ -76,13 +75,16 @@ def _check_shift(op: str, shift: npt.ArrayLike) -> None:
 
 # --------------------------------------------------------------------------- instructions
 def dma_copy(ctx: Context, f: Fields) -> list[Written]:
+    """Strided or indexed row copy; the whole source (and index list) is read before writing."""
     mem, rows = ctx.mem, f["rows"]
     idx = None
     if f["src_indexed"] or f["dst_indexed"]:
         idx = mem.read_rows("DMA_COPY idx", f["idx_addr"], 1, 2 * rows, 2 * rows)[0].view("<u2")
     src_idx = idx if f["src_indexed"] else None
     dst_idx = idx if f["dst_indexed"] else None
-    data = mem.read_rows("DMA_COPY src", f["src_addr"], rows, f["row_bytes"], f["src_stride"], src_idx)
+    data = mem.read_rows(
+        "DMA_COPY src", f["src_addr"], rows, f["row_bytes"], f["src_stride"], src_idx
+    )
     return [mem.write_rows("DMA_COPY dst", f["dst_addr"], data, f["dst_stride"], dst_idx)]
 
 
@@ -95,6 +97,15 @@ def _route_list(ctx: Context) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int
 
 
 def matmul(ctx: Context, f: Fields) -> list[Written]:
+    """Y = epilogue(X . W), see DATA_LAYOUTS.
+
+    In expert mode the rows are the current expert's route list (m = count[e]): ``gather_x``
+    reads X row i from token row ``token[i]``; ``scatter_acc`` reads, updates and writes Y row
+    ``token[i]``, and a ``residual`` then reads R from that same row (R has Y's layout).
+    Without ``scatter_acc`` Y row i is compact row i. Every Y row is computed from the DRAM
+    contents before the instruction; a token listed twice (never produced by GATE_TOPK) is
+    written twice, the later row winning.
+    """
     cfg, mem = ctx.cfg, ctx.mem
     k, n = f["k"], f["n"]
     xdt, _ = _act(f["x16"])

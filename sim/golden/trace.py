@@ -56,6 +56,8 @@ def write_regions(written: list[Written]) -> list[tuple[int, int]]:
     return [(int(starts[a]), int(ends[b] - starts[a])) for a, b in zip(first, last)]
 
 
-def digest_writes(dram: npt.NDArray[np.uint8], written: list[Written]) -> list[tuple[int, int, str]]:
+def digest_writes(
+    dram: npt.NDArray[np.uint8], written: list[Written]
+) -> list[tuple[int, int, str]]:
     """The trace ``writes`` of one instruction: each region with its digest."""
     return [(a, n, region_digest(dram, a, n)) for a, n in write_regions(written)]

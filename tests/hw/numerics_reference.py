@@ -7,7 +7,9 @@ so the vectorised implementation is checked against an independent reading of it
 from __future__ import annotations
 
 from edgemoe.hw.config import NumericsConfig
-from edgemoe.hw.numerics import exp2_table, gelu_table, recip_seed_table, rsqrt_seed_table
+from edgemoe.hw.numerics.exp import exp2_table
+from edgemoe.hw.numerics.gelu import gelu_table
+from edgemoe.hw.numerics.recip import recip_seed_table, rsqrt_seed_table
 
 M = 24  # recip.WORK_BITS
 GUARD = 8  # softmax.SUM_GUARD_BITS

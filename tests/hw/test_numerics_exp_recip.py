@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgemoe.hw.config import NumericsConfig
-from edgemoe.hw.numerics import exp2_neg, exp2_table, reciprocal, rsqrt
-from edgemoe.hw.numerics.recip import msb_index
+from edgemoe.hw.numerics.exp import exp2_neg, exp2_table
+from edgemoe.hw.numerics.recip import msb_index, reciprocal, rsqrt
 from edgemoe.hw.numerics.report import measure_exp, measure_reciprocal, measure_rsqrt
 
 DEFAULT = NumericsConfig()

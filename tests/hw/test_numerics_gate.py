@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgemoe.hw.config import NumericsConfig
-from edgemoe.hw.numerics import gate_topk, route_table
+from edgemoe.hw.numerics.gate import gate_topk, route_table
 from edgemoe.hw.numerics.report import exact_softmax
 
 DEFAULT = NumericsConfig()

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgemoe.hw.config import NumericsConfig
-from edgemoe.hw.numerics import gelu, gelu_table
+from edgemoe.hw.numerics.gelu import gelu, gelu_table
 from edgemoe.hw.numerics.report import exact_gelu, measure_gelu
 
 DEFAULT = NumericsConfig()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from edgemoe.hw.config import NumericsConfig
-from edgemoe.hw.numerics import layernorm, layernorm_params
+from edgemoe.hw.numerics.layernorm import layernorm, layernorm_params
 from edgemoe.hw.numerics.report import layernorm_case, measure_layernorm
 
 DEFAULT = NumericsConfig()

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from edgemoe.hw.config import NumericsConfig
-from edgemoe.hw.numerics import (
+from edgemoe.hw.numerics.report import exact_softmax, measure_softmax, softmax_rows
+from edgemoe.hw.numerics.softmax import (
+    SUM_GUARD_BITS,
     SoftmaxStats,
     online_softmax_stats,
     pack_stats,
@@ -20,7 +22,6 @@ from edgemoe.hw.numerics import (
     softmax_probs,
     unpack_stats,
 )
-from edgemoe.hw.numerics.report import exact_softmax, measure_softmax, softmax_rows
 
 DEFAULT = NumericsConfig()
 #: The asserted bound: max abs error per probability (Q15 output).
@@ -48,14 +49,22 @@ def test_report_figure_is_within_bound() -> None:
     assert measure_softmax(DEFAULT).summary()["max_abs_err"] <= SOFTMAX_MAX_ABS_ERR
 
 
-def test_flush_case_needs_the_guard_bits() -> None:
-    """1023 terms of 2^-17.01 each flush to 0 in Q16 but still hold 0.8 % of the mass."""
-    z = np.full((1, 1024), -(17 * 256 + 3))
-    z[0, 0] = 0
-    p = softmax(z, DEFAULT)
-    exact = exact_softmax(z, 8)
-    assert exact[0, 0] < 0.993
-    assert abs(p[0, 0] / 32768 - exact[0, 0]) <= 2.0**-14
+@pytest.mark.parametrize(
+    "num", [DEFAULT, NumericsConfig(score_frac_bits=4, exp_frac_bits=12)], ids=["E16", "E12"]
+)
+def test_flush_case_needs_the_guard_bits(num: NumericsConfig) -> None:
+    """1023 terms just below half an LSB of the sum each flush to 0: the worst rounding loss.
+
+    Without SUM_GUARD_BITS the loss is 1023 * 2^-(E+1) ~= 2^-7 (4x the bound); with them it is
+    1023 * 2^-(E+9).
+    """
+    f_bits, e_bits = num.score_frac_bits, num.exp_frac_bits
+    for below in (e_bits + 1, e_bits + SUM_GUARD_BITS + 1):
+        z = np.full((1, 1024), -((below << f_bits) + 1))
+        z[0, 0] = 0
+        err = np.abs(softmax(z, num) / 32768 - exact_softmax(z, f_bits)).max()
+        # Lost mass 1023 * 2^-(E+G+1), plus the Q15 output rounding and saturation.
+        assert err <= 2.0 ** -(e_bits + SUM_GUARD_BITS - 9) + 2.0**-15
 
 
 def test_special_rows() -> None:

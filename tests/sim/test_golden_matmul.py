@@ -6,15 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from golden_harness import Harness, ref_epilogue, ref_route_table, ref_tiles
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from edgemoe.hw import isa, load
 from edgemoe.hw.config import HardwareConfig
 from edgemoe.hw.numerics.fixedpoint import requantize, round_shift, saturate, wrap
 from edgemoe.hw.numerics.gate import gate_topk
 from edgemoe.hw.numerics.gelu import gelu
+from golden_harness import Harness, ref_epilogue, ref_route_table, ref_tiles
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 CFGS = {"tiny": load("tiny"), "edge-moe-zcu102": load("edge-moe-zcu102")}
 GAP = 0x5A  # filler of the bytes between rows, which must survive every write
@@ -62,20 +61,20 @@ class Layer:
 # --------------------------------------------------------------------------- dense
 @st.composite
 def dense_cases(draw: st.DrawFn) -> dict:
-    return dict(
-        cfg=draw(st.sampled_from(sorted(CFGS))),
-        m=draw(st.integers(1, 24)),
-        k=draw(st.integers(1, 48)),
-        n=draw(st.integers(1, 40)),
-        x16=draw(st.integers(0, 1)),
-        y16=draw(st.integers(0, 1)),
-        gelu=draw(st.integers(0, 1)),
-        gelu_frac=draw(st.integers(0, 15)),
-        residual=draw(st.sampled_from(["none", "separate", "in_place"])),
-        x_pad=draw(st.integers(0, 5)),
-        y_pad=draw(st.integers(0, 5)),
-        seed=draw(st.integers(0, 2**32 - 1)),
-    )
+    return {
+        "cfg": draw(st.sampled_from(sorted(CFGS))),
+        "m": draw(st.integers(1, 24)),
+        "k": draw(st.integers(1, 48)),
+        "n": draw(st.integers(1, 40)),
+        "x16": draw(st.integers(0, 1)),
+        "y16": draw(st.integers(0, 1)),
+        "gelu": draw(st.integers(0, 1)),
+        "gelu_frac": draw(st.integers(0, 15)),
+        "residual": draw(st.sampled_from(["none", "separate", "in_place"])),
+        "x_pad": draw(st.integers(0, 5)),
+        "y_pad": draw(st.integers(0, 5)),
+        "seed": draw(st.integers(0, 2**32 - 1)),
+    }
 
 
 @given(dense_cases())
