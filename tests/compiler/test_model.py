@@ -11,14 +11,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from torch import Tensor
-
 from edgemoe.compiler.model import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     PRESETS,
     M3ViT,
     ModelConfig,
+    MoE,
     build_model,
     count_macs,
     export_onnx,
@@ -27,7 +26,7 @@ from edgemoe.compiler.model import (
     preprocess,
     save_model,
 )
-from edgemoe.compiler.model import MoE as MoELayer
+from torch import Tensor
 
 #: SHA-256 of the `tiny` preset's state_dict (names and float32 bytes) for seed 0. The init is
 #: meant to be identical on every machine; this pins it, so a change is deliberate.
@@ -179,7 +178,7 @@ def test_init_is_not_degenerate(edge: M3ViT) -> None:
 # ------------------------------------------------------------------ routing and MoE
 
 
-def _dense_moe(layer: MoELayer, tokens: Tensor, task: str) -> Tensor:
+def _dense_moe(layer: MoE, tokens: Tensor, task: str) -> Tensor:
     """Reference MoE: run every expert on every token, weight by the masked top-k scores."""
     probs = torch.softmax(layer.gates[task](tokens), dim=-1)
     top = probs.topk(layer.top_k, dim=-1)
