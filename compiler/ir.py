@@ -100,7 +100,8 @@ def gelu(x: np.ndarray) -> np.ndarray:
     """Exact (erf) GELU in float64 (NumPy has no erf; torch's is vectorised and exact)."""
     import torch
 
-    erf = torch.special.erf(torch.from_numpy(np.asarray(x, dtype=np.float64) / math.sqrt(2.0))).numpy()
+    with torch.no_grad():
+        erf = torch.special.erf(torch.from_numpy(np.asarray(x, dtype=np.float64) / math.sqrt(2.0))).numpy()
     return 0.5 * x * (1.0 + erf)
 
 
@@ -131,6 +132,8 @@ def run_node(n: Node, ins: list[np.ndarray], trace: dict[str, Any] | None = None
             x = x[rows[0] : rows[1]]
         y = x @ p["w"] + p["b"]
         if a.get("gelu"):
+            if trace is not None:
+                trace[n.name + ".pre_gelu"] = y
             y = gelu(y)
         if len(ins) > 1:
             y = y + ins[1]
@@ -162,17 +165,34 @@ def run_node(n: Node, ins: list[np.ndarray], trace: dict[str, Any] | None = None
             tok, slot = np.nonzero(experts == e)
             if tok.size == 0:
                 continue
-            h = gelu(x[tok] @ p["w1"][e] + p["b1"][e])
+            pre = x[tok] @ p["w1"][e] + p["b1"][e]
+            if trace is not None:
+                trace.setdefault(n.name + ".hidden", []).append(pre)
+            h = gelu(pre)
             y[tok] += scores[tok, slot][:, None] * (h @ p["w2"][e] + p["b2"][e])
         return y
     raise ValueError(f"node {n.name}: unknown op {n.op!r}")
 
 
 def run_float(graph: Graph, x: np.ndarray, trace: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
-    """Execute ``graph`` in float64; returns every tensor by name (and fills ``trace``)."""
-    env = {graph.input: np.asarray(x, dtype=np.float64)}
-    for n in graph.nodes:
-        env[n.output] = run_node(n, [env[i] for i in n.inputs], trace)
+    """Execute ``graph`` in float64; returns every tensor by name.
+
+    ``trace`` (if given) receives internals: ``<node>.pre_gelu`` of GELU linears,
+    ``<node>.route``, ``<node>.gate_logits`` and ``<node>.hidden`` (pre-GELU, per expert) of MoE.
+    """
+    import torch
+
+    from edgemoe.hw.blas import single_blas_thread
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors: threads only contend (see edgemoe.hw.blas)
+    try:
+        with single_blas_thread():
+            env = {graph.input: np.asarray(x, dtype=np.float64)}
+            for n in graph.nodes:
+                env[n.output] = run_node(n, [env[i] for i in n.inputs], trace)
+    finally:
+        torch.set_num_threads(threads)
     return env
 
 

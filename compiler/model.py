@@ -39,12 +39,17 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "PRESETS",
+    "Attention",
+    "Block",
     "M3ViT",
+    "Mlp",
+    "MoE",
     "ModelConfig",
     "build_model",
     "count_macs",
     "export_onnx",
     "get_config",
+    "init_weights",
     "load_model",
     "preprocess",
     "save_model",
@@ -172,8 +177,9 @@ class ModelConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
         """Inverse of :meth:`to_dict`; unknown or missing fields raise ``ValueError``."""
         names = {f.name for f in dataclasses.fields(cls)}
+        missing_default = dataclasses.MISSING
         required = {f.name for f in dataclasses.fields(cls)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+                    if f.default is missing_default and f.default_factory is missing_default}
         unknown = sorted(set(data) - names)
         missing = sorted(required - set(data))
         if unknown or missing:
@@ -493,19 +499,23 @@ def save_model(model: M3ViT, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _describe(value: object) -> str:
+    """Shape of a tensor, or the type of anything else, for error messages."""
+    return str(tuple(value.shape)) if isinstance(value, Tensor) else type(value).__name__
+
+
 def _check_state_dict(model: M3ViT, state: Mapping[str, Any], source: str) -> None:
     """Raise ``ValueError`` naming every missing key, unexpected key and shape mismatch."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+    wrong = [f"{k}: checkpoint {_describe(state[k])} vs model {_describe(expected[k])}"
              for k in sorted(set(expected) & set(state))
              if not isinstance(state[k], Tensor) or state[k].shape != expected[k].shape]
-    problems = [(label, items) for label, items in
-                (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong))
-                if items]
-    if problems:
-        detail = "; ".join(f"{label} ({len(items)}): {', '.join(items)}" for label, items in problems)
+    groups = {"missing keys": missing, "unexpected keys": unexpected, "shape mismatches": wrong}
+    detail = "; ".join(f"{label} ({len(items)}): {', '.join(items)}"
+                       for label, items in groups.items() if items)
+    if detail:
         raise ValueError(f"{source} does not fit model {model.config.name!r}: {detail}")
 
 

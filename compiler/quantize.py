@@ -91,22 +91,17 @@ def calibrate(graph: Graph, samples: list[np.ndarray]) -> dict[str, Any]:
         for name, value in env.items():
             see(name, value, ranges)
         for n in graph.nodes:
-            xin = env[n.inputs[0]]
             if n.op == "linear" and n.attrs.get("gelu"):
-                rows = n.attrs.get("rows")
-                xr = xin if rows is None else xin[rows[0] : rows[1]]
-                see(n.name + ".pre_gelu", xr @ n.params["w"] + n.params["b"], extra)
+                see(n.name + ".pre_gelu", trace[n.name + ".pre_gelu"], extra)
             elif n.op == "attention":
+                xin = env[n.inputs[0]]
                 d = xin.shape[1] // 3
                 see(n.name + ".q", xin[:, :d], extra)
                 see(n.name + ".k", xin[:, d : 2 * d], extra)
                 see(n.name + ".v", xin[:, 2 * d :], extra)
             elif n.op == "moe":
-                experts = trace[n.name + ".route"]
-                for e in range(n.params["w1"].shape[0]):
-                    tok = np.nonzero((experts == e).any(axis=1))[0]
-                    if tok.size:
-                        see(n.name + ".hidden", xin[tok] @ n.params["w1"][e] + n.params["b1"][e], extra)
+                for pre in trace.get(n.name + ".hidden", []):
+                    see(n.name + ".hidden", pre, extra)
     return {"ranges": ranges, "internal": extra}
 
 
@@ -131,14 +126,10 @@ def _weight_q(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _requant_params(real: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
-    mult = np.empty(real.shape, dtype=np.int64)
-    shift = np.empty(real.shape, dtype=np.int64)
-    for i, r in enumerate(np.asarray(real, dtype=np.float64).ravel()):
-        try:
-            mult.flat[i], shift.flat[i] = fixedpoint.quantize_multiplier(float(r))
-        except ValueError as e:
-            raise CompileError(f"{what}: requantize scale {r:.3g} is not representable: {e}") from None
-    return mult, shift
+    try:
+        return fixedpoint.quantize_multipliers(np.asarray(real, dtype=np.float64))
+    except ValueError as e:
+        raise CompileError(f"{what}: {e}") from None
 
 
 def _bias_q(b: np.ndarray, acc_scale: np.ndarray, what: str) -> np.ndarray:

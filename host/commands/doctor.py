@@ -36,8 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _python() -> Tool:
     old = sys.version_info[:2] < MIN_PYTHON
-    return Tool("python", Path(sys.executable), platform.python_version(),
-                "use Python >= 3.10 for the venv", "too old" if old else None)
+    return Tool(
+        "python",
+        Path(sys.executable),
+        platform.python_version(),
+        "use Python >= 3.10 for the venv",
+        "too old" if old else None,
+    )
 
 
 def _package(name: str, hint: str) -> Tool:

@@ -106,6 +106,34 @@ def quantize_multiplier(real_scale: float) -> tuple[int, int]:
     return mult, shift
 
 
+def quantize_multipliers(real_scales: npt.ArrayLike) -> tuple[IntArray, IntArray]:
+    """Vectorised :func:`quantize_multiplier` (same results, element by element).
+
+    Exact in float64: ``ldexp(v, shift)`` only changes the exponent, and adding 1/2 to a value
+    with 16 integer bits and at most 37 fraction bits needs no rounding.
+    """
+    v = np.asarray(real_scales, dtype=np.float64)
+    bad = ~np.isfinite(v) | (v < 0)
+    if bad.any():
+        raise ValueError(f"requantize scale {v[bad].flat[0]!r} is not a finite number >= 0")
+    _, exponent = np.frexp(v)
+    shift = (MULT_BITS - exponent).astype(np.int64)
+    mult = np.floor(np.ldexp(v, shift) + 0.5).astype(np.int64)
+    carry = mult == 1 << MULT_BITS
+    mult = np.where(carry, mult >> 1, mult)
+    shift = np.where(carry, shift - 1, shift)
+    zero = v == 0
+    mult, shift = np.where(zero, 0, mult), np.where(zero, 0, shift)
+    out = ~zero & ((shift < 0) | (shift > MAX_SHIFT))
+    if out.any():
+        raise ValueError(
+            f"requantize scale {v[out].flat[0]!r} is not representable as mult/2^shift with "
+            f"mult in [2^15, 2^16) and shift in [0, {MAX_SHIFT}] (representable: about "
+            f"[2^-48, 65535.5))"
+        )
+    return mult, shift
+
+
 def quantize(x_float: npt.ArrayLike, scale: float, bits: int) -> IntArray:
     """Float to signed ``bits``-bit integers: ``round(x / scale)``, saturating.
 

