@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: test test-slow test-all lint docs demo clean
+.PHONY: test test-slow test-all lint docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Fast suite: everything except full-model runs marked `slow`.
+export OMP_NUM_THREADS := 1
+
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -m "not slow" -q
 
@@ -27,6 +29,13 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check hw compiler sim host tests
+
+# Figures, not pass/fail: compile time and golden-model frame time of the edge-moe preset.
+bench: $(STAMP)
+	$(PY) -m edgemoe.host bench compile --precision w8a16
+	$(PY) -m edgemoe.host bench compile --precision w8a8
+	$(PY) -m edgemoe.host bench golden --precision w8a16
+	$(PY) -m edgemoe.host bench golden --precision w8a8
 
 docs: $(STAMP)
 	$(PY) -m edgemoe.host isa-doc

@@ -91,17 +91,25 @@ def from_onnx(path: str | Path) -> tuple[dict[str, Graph], dict[str, Any]]:
     """
     path = Path(path)
     model = _load(path)
-    meta_props = {p.key: p.value for p in model.metadata_props}
+    try:
+        return _translate(model, path)
+    except CompileError as e:
+        raise CompileError(f"{path}: {e}") from None
+
+
+def _translate(model: onnx.ModelProto, path: Path) -> tuple[dict[str, Graph], dict[str, Any]]:
+    """The three passes of the module doc, then the model config."""
+    props = {p.key: p.value for p in model.metadata_props}
+    stored = _stored_config(props)
+    task = props[META_TASK] if stored is not None else DEFAULT_TASK
     interp = _Interpreter(model)
     raw, output = interp.run()
     _fuse(raw)
     for node in raw:
         if node.op == "moe":
             interp.verify_moe(node)
-    stored = _stored_config(meta_props, path)
-    task = meta_props[META_TASK] if stored is not None else DEFAULT_TASK
     nodes, facts = _Parser(raw, interp.input_src, output, task, interp.shapes).parse()
-    config = _model_config(facts, interp, task, stored, path)
+    config = _model_config(facts, interp.image, interp.patch, task, stored, path.stem)
     if stored is not None:
         _use_stored_eps(nodes, config["ln_eps"])
     graph = Graph(
@@ -128,18 +136,17 @@ def _load(path: Path) -> onnx.ModelProto:
     return model
 
 
-def _stored_config(props: dict[str, str], path: Path) -> dict[str, Any] | None:
+def _stored_config(props: dict[str, str]) -> dict[str, Any] | None:
     """The model config that ``export_onnx`` stored in metadata_props, if any."""
     if META_MODEL not in props:
         return None
     try:
         config = json.loads(props[META_MODEL])
     except json.JSONDecodeError as e:
-        raise CompileError(f"{path}: metadata {META_MODEL!r} is not JSON ({e})") from None
+        raise CompileError(f"metadata {META_MODEL!r} is not JSON ({e})") from None
     task = props.get(META_TASK)
     if not isinstance(config, dict) or task not in config.get("tasks", {}):
-        raise CompileError(f"{path}: metadata {META_MODEL!r} has no task {task!r} "
-                           f"(metadata {META_TASK!r})")
+        raise CompileError(f"metadata {META_MODEL!r} has no task {task!r} (metadata {META_TASK!r})")
     return config
 
 
@@ -1391,30 +1398,34 @@ def _one(values: list[Any], what: str, default: Any = 0) -> Any:
     return values[0]
 
 
-def _model_config(facts: _Facts, interp: _Interpreter, task: str, stored: dict[str, Any] | None,
-                  path: Path) -> dict[str, Any]:
-    """``ModelConfig.to_dict()`` of the graph, with only ``task`` in ``tasks``."""
+def _model_config(facts: _Facts, image: tuple[int, ...], patch: int, task: str,
+                  stored: dict[str, Any] | None, stem: str) -> dict[str, Any]:
+    """``ModelConfig.to_dict()`` of the graph, with only ``task`` in ``tasks``.
+
+    A config stored by ``export_onnx`` wins (it has the name and the sizes of layer kinds the
+    graph may lack), after checking it against everything the graph shows.
+    """
     experts = _one(facts.experts, "MoE experts (count, hidden width, top-k)", (0, 0, 0))
     found = {
-        "image_size": list(interp.image[1:]), "patch": interp.patch, "dim": facts.dim,
-        "depth": facts.depth, "heads": _one(facts.heads, "attention heads"),
+        "image_size": list(image[1:]), "patch": patch, "dim": facts.dim, "depth": facts.depth,
+        "heads": _one(facts.heads, "attention heads"),
         "mlp_hidden": _one(facts.mlp_hidden, "MLP width"), "num_experts": experts[0],
         "expert_hidden": experts[1], "top_k": experts[2], "tasks": {task: facts.channels},
         "ln_eps": facts.eps[0], "moe_blocks": facts.moe_blocks,
     }
     if stored is None:
-        return {"name": path.stem, **found}
+        return {"name": stem, **found}
+    unseen = ({"mlp_hidden"} if not facts.mlp_hidden else set()) | (
+        {"num_experts", "expert_hidden", "top_k"} if not facts.experts else set())
     config = {**stored, "tasks": {task: stored["tasks"][task]}}
     for key, value in found.items():
-        if key in ("mlp_hidden",) and not facts.mlp_hidden:
-            continue
-        if key in ("num_experts", "expert_hidden", "top_k") and not facts.experts:
+        if key in unseen:
             continue
         want = config.get(key)
-        same = (np.float32(want) == np.float32(value)) if key == "ln_eps" else want == value
+        same = np.float32(want) == np.float32(value) if key == "ln_eps" else want == value
         if not same:
-            raise CompileError(f"{path}: metadata {META_MODEL!r} says {key}={want!r} but the graph "
-                               f"has {key}={value!r}")
+            raise CompileError(f"metadata {META_MODEL!r} says {key}={want!r} but the graph has "
+                               f"{key}={value!r}")
     return config
 
 

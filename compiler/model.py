@@ -598,6 +598,9 @@ def export_onnx(model: M3ViT, task: str, path: str | os.PathLike[str], opset: in
     torch.export-based exporter of torch 2.13 also handles the data-dependent routing, but took
     about two minutes for ``edge-moe``, builds opset 18 and converts down through a fallback, and
     gives nodes generic names.
+
+    The model config (as JSON) and the task are stored in the file's metadata_props, so the ONNX
+    frontend recovers the name and sizes exactly.
     """
     config = model.config
     if task not in config.tasks:
@@ -616,10 +619,24 @@ def export_onnx(model: M3ViT, task: str, path: str | os.PathLike[str], opset: in
             warnings.filterwarnings("ignore", message=".*(negative values|duplicated values).*")
             torch.onnx.export(_SingleTask(model, task).eval(), (dummy,), str(tmp), dynamo=False,
                               input_names=["image"], output_names=[task], opset_version=opset)
+        _write_onnx_metadata(tmp, config, task)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _write_onnx_metadata(path: Path, config: ModelConfig, task: str) -> None:
+    """Store ``config`` and ``task`` in the metadata_props of the ONNX file at ``path``."""
+    import json
+
+    import onnx
+
+    from .frontend_onnx import META_MODEL, META_TASK
+
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, {META_MODEL: json.dumps(config.to_dict()), META_TASK: task})
+    onnx.save(proto, str(path))
 
 
 def count_macs(config: str | ModelConfig, task: str,

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "compile": "compile",
     "inspect": "inspect",
     "run": "run",
+    "bench": "bench",
 }
 
 
