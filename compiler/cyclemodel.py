@@ -27,7 +27,7 @@ class Cost:
     macs: int = 0
     dram_bytes: int = 0
 
-    def __iadd__(self, other: "Cost") -> "Cost":
+    def __iadd__(self, other: Cost) -> Cost:
         self.cycles += other.cycles
         self.macs += other.macs
         self.dram_bytes += other.dram_bytes

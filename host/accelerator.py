@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from .backends import open_device
 from .driver import Counters, Driver
 from .errors import RuntimeUserError
 
-InputLike = Union[str, os.PathLike, np.ndarray]
+InputLike = str | os.PathLike | np.ndarray
 
 
 @dataclass

@@ -7,7 +7,8 @@ the golden model, the RTL simulation and (later) a board.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from edgemoe.hw.config import HardwareConfig
 

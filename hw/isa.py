@@ -14,8 +14,8 @@ between the golden model and the RTL.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from .config import INSTRUCTION_BYTES
 

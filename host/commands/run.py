@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-from ..cli import UserError
 
 HELP = "run a compiled binary on an image (PNG/JPEG) or a .npy tensor and save the outputs"
 

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
 from edgemoe.hw import layouts
+from edgemoe.hw.blas import single_blas_thread
 from edgemoe.hw.config import INSTRUCTION_BYTES, HardwareConfig
 from edgemoe.hw.isa import BY_OPCODE, Instruction, IsaError, decode
 from edgemoe.hw.regs import (
@@ -42,7 +44,6 @@ from edgemoe.hw.regs import (
     Register,
 )
 
-from edgemoe.hw.blas import single_blas_thread
 from .memory import DeviceError, Memory, Written
 from .ops import OPS, Context, ExpertPass
 from .trace import TraceEntry, digest_writes

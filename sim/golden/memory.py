@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from edgemoe.hw.regs import ErrorCode
 from numpy.lib.stride_tricks import as_strided
+
+from edgemoe.hw.regs import ErrorCode
 
 I8 = np.dtype("<i1")
 I16 = np.dtype("<i2")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
 from edgemoe.hw import layouts
 from edgemoe.hw.config import HardwareConfig
 from edgemoe.hw.numerics.fixedpoint import MAX_SHIFT, requantize, round_shift, saturate, wrap

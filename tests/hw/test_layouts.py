@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from edgemoe.hw import layouts, load
-from edgemoe.hw.layouts import LayoutError
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from edgemoe.hw import layouts, load
+from edgemoe.hw.layouts import LayoutError
 
 CFGS = [load("tiny"), load("edge-moe-zcu102"), load("zcu102-large")]
 cfg_st = st.sampled_from(CFGS)

@@ -7,6 +7,7 @@ golden model's Memory class, so the tests check its strides, gathers and scatter
 from __future__ import annotations
 
 import numpy as np
+
 from edgemoe.hw import isa, regs
 from edgemoe.hw.config import HardwareConfig
 from edgemoe.sim.golden import GoldenMachine

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from edgemoe.hw import isa, load
-from edgemoe.hw.numerics.fixedpoint import requantize, wrap
-from edgemoe.hw.numerics.softmax import online_softmax_stats, pack_stats, softmax_probs
 from golden_harness import Harness
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from edgemoe.hw import isa, load
+from edgemoe.hw.numerics.fixedpoint import requantize, wrap
+from edgemoe.hw.numerics.softmax import online_softmax_stats, pack_stats, softmax_probs
 
 CFGS = {"tiny": load("tiny"), "edge-moe-zcu102": load("edge-moe-zcu102")}
 

@@ -6,10 +6,11 @@ import hashlib
 
 import numpy as np
 import pytest
+from golden_harness import PROGRAM_ADDR, Harness, ref_epilogue, ref_route_table, ref_tiles
+
 from edgemoe.hw import isa, load, regs
 from edgemoe.hw.regs import ErrorCode
 from edgemoe.sim.golden import GoldenMachine, TraceEntry, exact_matmul, region_digest
-from golden_harness import PROGRAM_ADDR, Harness, ref_epilogue, ref_route_table, ref_tiles
 
 CFG = load("tiny")
 E = ErrorCode

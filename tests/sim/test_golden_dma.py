@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from edgemoe.hw import isa, load
 from golden_harness import Harness
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from edgemoe.hw import isa, load
 
 CFG = load("tiny")
 

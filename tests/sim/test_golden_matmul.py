@@ -6,14 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from golden_harness import Harness, ref_epilogue, ref_route_table, ref_tiles
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from edgemoe.hw import isa, load
 from edgemoe.hw.config import HardwareConfig
 from edgemoe.hw.numerics.fixedpoint import requantize, round_shift, saturate, wrap
 from edgemoe.hw.numerics.gate import gate_topk
 from edgemoe.hw.numerics.gelu import gelu
-from golden_harness import Harness, ref_epilogue, ref_route_table, ref_tiles
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 CFGS = {"tiny": load("tiny"), "edge-moe-zcu102": load("edge-moe-zcu102")}
 GAP = 0x5A  # filler of the bytes between rows, which must survive every write

@@ -6,13 +6,14 @@ import struct
 
 import numpy as np
 import pytest
+from golden_harness import Harness
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from edgemoe.hw import isa, load
 from edgemoe.hw.numerics.gate import gate_topk
 from edgemoe.hw.numerics.layernorm import layernorm
 from edgemoe.hw.regs import ErrorCode
-from golden_harness import Harness
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 CFGS = {"tiny": load("tiny"), "edge-moe-zcu102": load("edge-moe-zcu102")}
 
