@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 import onnx
@@ -174,7 +175,7 @@ class _View:
     def same(self, other: Any) -> bool:
         """Same elements in the same layout (the scale aside)."""
         return (isinstance(other, _View) and other.src == self.src
-                and other.idx.shape == self.idx.shape and np.array_equal(other.idx, self.idx))
+                and np.array_equal(other.idx, self.idx))
 
     def relaid(self, idx: np.ndarray) -> _View:
         return _View(self.src, np.ascontiguousarray(idx), self.scale)
@@ -229,9 +230,10 @@ class _Region:
     k: int
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     output: str | None = None
-    #: The tensor the experts gather tokens from, and the raw tensors of the gate chain
-    #: (linear, bias adds), known once the region is closed.
+    #: Raw tensor the experts gather tokens from (seen while interpreting the region).
     gathered: str | None = None
+    #: Raw tensor the gate reads (the layer input) and the raw tensors of the gate chain
+    #: softmax(linear [+ bias]); both set when the region closes.
     source: str = ""
     gate: set[str] = field(default_factory=set)
 
@@ -244,6 +246,8 @@ class _Routed:
 
 
 Value = Any  # np.ndarray | _View | _Image | _Moment | _GeluPart | _Scores | _Routed | None
+#: An op handler: (node, input values) -> output values.
+Handler = Callable[[onnx.NodeProto, list[Value]], list[Value]]
 
 
 @dataclass(eq=False)
@@ -292,7 +296,7 @@ def _close(value: float, target: float) -> bool:
 
 def _scalar(value: Value) -> float | None:
     """The value of a one-element float constant, else None."""
-    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind == "f":
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiu":
         return float(value.reshape(-1)[0])
     return None
 
@@ -414,7 +418,7 @@ class _Interpreter:
             _fail(node, f"input {name!r} is an output the frontend does not model")
         return self.values[name]
 
-    def _handler(self, node: onnx.NodeProto) -> Callable[[onnx.NodeProto, list[Value]], list[Value]]:
+    def _handler(self, node: onnx.NodeProto) -> Handler:
         known = node.domain in ("", "ai.onnx") or (node.domain == "com.microsoft"
                                                    and node.op_type == "Gelu")
         handler = getattr(self, f"_op_{node.op_type}", None)
@@ -435,7 +439,8 @@ class _Interpreter:
 
     # ---- raw nodes --------------------------------------------------------------------------
     def _emit(self, op: str, inputs: list[str], shape: tuple[int, int], node: onnx.NodeProto,
-              params: dict[str, np.ndarray] | None = None, attrs: dict[str, Any] | None = None) -> str:
+              params: dict[str, np.ndarray] | None = None,
+              attrs: dict[str, Any] | None = None) -> str:
         """Append a raw node; returns the name of its new output tensor."""
         out = f"t{len(self.raw)}"
         raw = _Raw(op, inputs, out, _label(node), params or {}, attrs or {})
@@ -540,7 +545,8 @@ class _Interpreter:
         if op == "Split":
             return self._split(node, ins, x)
         if op == "Expand":
-            return [np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(self._const(node, ins, 1))))]
+            shape = np.broadcast_shapes(x.shape, tuple(self._const(node, ins, 1)))
+            return [np.broadcast_to(x, shape)]
         raise AssertionError(op)
 
     def _const(self, node: onnx.NodeProto, ins: list[Value], i: int) -> np.ndarray:
@@ -558,7 +564,8 @@ class _Interpreter:
     def _slice(self, node: onnx.NodeProto, ins: list[Value], x: np.ndarray) -> np.ndarray:
         starts, ends = self._const(node, ins, 1), self._const(node, ins, 2)
         axes = self._axes(node, ins, 3) or list(range(len(starts)))
-        steps = self._const(node, ins, 4) if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
+        has_steps = len(ins) > 4 and ins[4] is not None
+        steps = self._const(node, ins, 4) if has_steps else [1] * len(starts)
         index = [slice(None)] * x.ndim
         for a, s, e, st in zip(axes, starts, ends, steps):
             index[_axis(int(a), x.ndim)] = slice(int(s), int(e), int(st))
@@ -639,7 +646,8 @@ class _Interpreter:
         axis = _axis(_attr(node, "axis"), len(x.shape))
         src = self._full(node, x)
         rows, d = self.shapes[src]
-        if (axis != len(x.shape) - 2 or cls.size != d or not np.array_equal(x.idx, _std_idx(x.shape))):
+        in_order = np.array_equal(x.idx, _std_idx(x.shape))
+        if axis != len(x.shape) - 2 or cls.size != d or not in_order:
             _fail(node, f"expected one class token of {d} channels prepended on the token axis")
         out = self._emit("embed", [src], (rows + 1, d), node,
                          {"cls": cls.astype(np.float64).reshape(d), "pos": np.zeros((rows + 1, d))})
@@ -702,7 +710,8 @@ class _Interpreter:
         idx = np.arange(n * heads * dh).reshape(n, heads, dh).transpose(1, 0, 2)
         return _View(out, idx.reshape(lead + (n, dh)))
 
-    def _head_columns(self, node: onnx.NodeProto, view: _View, idx: np.ndarray, n: int) -> np.ndarray:
+    def _head_columns(self, node: onnx.NodeProto, view: _View, idx: np.ndarray,
+                      n: int) -> np.ndarray:
         """[heads, head_dim] source columns of q, k or v; token i must be source row i."""
         rows, cols = self.shapes[view.src]
         per_head = idx.reshape(-1, n, idx.shape[-1])
@@ -737,7 +746,8 @@ class _Interpreter:
         if not same_layout or self.shapes[a.src] != self.shapes[b.src]:
             _fail(node, f"the activations {list(a.shape)} and {list(b.shape)} are not "
                         f"laid out alike")
-        out = self._emit("add", [self._full(node, a), self._full(node, b)], self.shapes[a.src], node)
+        srcs = [self._full(node, a), self._full(node, b)]
+        out = self._emit("add", srcs, self.shapes[a.src], node)
         return _View(out, a.idx)
 
     def _op_Sub(self, node: onnx.NodeProto, ins: list[Value]) -> list[Value]:
@@ -818,7 +828,8 @@ class _Interpreter:
         gamma = self._const(node, ins, 1)
         beta = ins[2] if len(ins) > 2 and ins[2] is not None else np.zeros(d)
         eps = _decimal(np.array(_attr(node, "epsilon", 1e-5), dtype=np.float32))
-        return [self._layernorm(node, x, np.broadcast_to(gamma, (d,)), np.broadcast_to(beta, (d,)), eps)]
+        gamma, beta = np.broadcast_to(gamma, (d,)), np.broadcast_to(beta, (d,))
+        return [self._layernorm(node, x, gamma, beta, eps)]
 
     def _layernorm(self, node: onnx.NodeProto, x: _View, gamma: np.ndarray, beta: np.ndarray,
                    eps: float) -> _View:
@@ -848,7 +859,8 @@ class _Interpreter:
             return [_Moment(x.x, "var")]
         _fail(node, f"unexpected mean of {x.stage} inside a LayerNorm")
 
-    def _moment_step(self, node: onnx.NodeProto, ins: list[Value], before: str, after: str) -> list[Value]:
+    def _moment_step(self, node: onnx.NodeProto, ins: list[Value], before: str,
+                     after: str) -> list[Value]:
         m = ins[0]
         if not isinstance(m, _Moment) or m.stage != before:
             _fail(node, f"supported only inside a LayerNorm decomposition, got {_kind(m)}")
@@ -908,7 +920,8 @@ class _Interpreter:
         region.nodes.append(node)
         return [_Routed(region)] * len(node.output)
 
-    def _close_region(self, node: onnx.NodeProto, region: _Region, routed: str, residual: _View) -> _View:
+    def _close_region(self, node: onnx.NodeProto, region: _Region, routed: str,
+                      residual: _View) -> _View:
         """``residual + region output``: emit the raw moe node (experts found structurally)."""
         if region.output is not None:
             _fail(node, f"the MoE layer of TopK {_label(region.topk)!r} has a second output")
@@ -1015,7 +1028,8 @@ class _Interpreter:
                            if isinstance(v, np.ndarray) and v.size == 1)
             stack.extend(node.input)
         if len(ids) != 1:
-            _fail(gather, f"cannot tell which expert this gather serves (Equal constants {sorted(ids)})")
+            _fail(gather, f"cannot tell which expert this gather serves "
+                          f"(Equal constants {sorted(ids)})")
         return ids.pop()
 
     # ---- MoE check ---------------------------------------------------------------------------
@@ -1037,9 +1051,9 @@ class _Interpreter:
         want = run_node(ir, [x.astype(np.float64), np.zeros((rows, cols))])
         err = float(np.abs(got - want).max())
         if not err <= _MOE_RTOL * max(1.0, float(np.abs(want).max())):
-            _fail(region.topk, f"the MoE layer does not compute the IR moe semantics (top-{region.k} "
-                               f"softmax scores, not renormalised, experts fc1 -> GELU -> fc2): "
-                               f"max deviation {err:.3g} on random tokens")
+            _fail(region.topk, f"the MoE layer does not compute the IR moe semantics "
+                               f"(top-{region.k} softmax scores, not renormalised, experts "
+                               f"fc1 -> GELU -> fc2): max deviation {err:.3g} on random tokens")
 
     def _region_model(self, region: _Region) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
         """The ONNX nodes from the MoE input to its output as a model of its own."""
@@ -1068,7 +1082,8 @@ class _Interpreter:
         ordered = sorted(nodes.values(), key=lambda n: self.order[id(n)])
         graph = helper.make_graph(
             ordered, "moe_region",
-            [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, idx.shape) for n, idx in feeds.items()],
+            [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, idx.shape)
+             for n, idx in feeds.items()],
             [helper.make_tensor_value_info(region.output, onnx.TensorProto.FLOAT, None)],
             [numpy_helper.from_array(v, n) for n, v in inits.items()])
         return helper.make_model(graph, opset_imports=list(self.model.opset_import)), feeds
@@ -1177,7 +1192,8 @@ def _fold_gate(n: _Raw, raw: list[_Raw], users: Users, producer: Producers) -> b
     if n.op != "moe" or len(n.inputs) != 2:
         return False
     soft = _sole_producer(n, 1, users, producer)
-    gate = _sole_producer(soft, 0, users, producer) if soft is not None and soft.op == "softmax" else None
+    is_softmax = soft is not None and soft.op == "softmax"
+    gate = _sole_producer(soft, 0, users, producer) if is_softmax else None
     if not (_bare_linear(gate) and "rows" not in gate.attrs and gate.inputs[0] == n.inputs[0]):
         return False
     n.params.update(gate_w=gate.params["w"], gate_b=gate.params["b"])
@@ -1362,7 +1378,8 @@ class _Parser:
         return fc2.output
 
     def _moe(self, b: str, i: int, moe: _Raw, stream: str) -> str:
-        self._check(moe, moe.inputs[1:] == [stream], "the MoE with the attention output as residual")
+        self._check(moe, moe.inputs[1:] == [stream],
+                    "the MoE with the attention output as residual")
         self._emit(moe, f"{b}.moe", f"{b}.mlp")
         w1 = moe.params["w1"]
         self.facts.experts.append((w1.shape[0], w1.shape[2], moe.attrs["k"]))

@@ -116,7 +116,7 @@ class ViT(nn.Module):
     """A pre-norm ViT; ``head_on`` is "cls" (classification) or "patches" (dense prediction)."""
 
     def __init__(self, attention: type[nn.Module], norm: Callable[[int], nn.Module] = nn.LayerNorm,
-                 act: Callable[[Tensor], Tensor] = nn.GELU(), head_on: str = "cls",
+                 act: Callable[[Tensor], Tensor] | None = None, head_on: str = "cls",
                  dim: int = 48, depth: int = 2, heads: int = 3, hidden: int = 96,
                  outputs: int = 10) -> None:
         super().__init__()
@@ -124,7 +124,7 @@ class ViT(nn.Module):
         self.patch_embed = nn.Conv2d(IMAGE[0], dim, PATCH, stride=PATCH)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens, dim))
-        self.blocks = nn.Sequential(*(Block(dim, heads, hidden, attention, norm, act)
+        self.blocks = nn.Sequential(*(Block(dim, heads, hidden, attention, norm, act or nn.GELU())
                                       for _ in range(depth)))
         self.norm, self.head, self.head_on = norm(dim), nn.Linear(dim, outputs), head_on
         with torch.no_grad():  # nothing left at 0 or 1, so a dropped term shows
