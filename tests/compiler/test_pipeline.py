@@ -84,3 +84,20 @@ def test_errors_name_the_problem(kwargs, message: str) -> None:
     args = dict(model="tiny", hw="tiny", precision="w8a16", calib=1) | kwargs
     with pytest.raises(CompileError, match=message):
         compile_model(args.pop("model"), args.pop("hw"), **args)
+
+
+def test_checkpoint_compiles_to_the_same_program(tmp_path: Path, tiny_binary_path: Path) -> None:
+    from edgemoe.compiler.model import build_model, save_model
+
+    ckpt = save_model(build_model("tiny"), tmp_path / "tiny.pt")
+    b = compile_model(str(ckpt), "tiny", "w8a16", calib=2)
+    ref = binfmt.load(tiny_binary_path)
+    assert b.insn == ref.insn and b.weights == ref.weights
+    assert b.meta["source"] == {"kind": "pt", "path": str(ckpt.resolve())}
+
+
+def test_bad_checkpoint_is_a_compile_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CompileError, match="bad.pt: cannot load checkpoint"):
+        compile_model(str(bad), "tiny", "w8a16", calib=1)
