@@ -232,7 +232,8 @@ class _Emitter:
             self.prog.layers.append(
                 {"name": qn.node.name, "op": qn.node.op, "first": first, "count": len(self.prog.insns) - first}
             )
-            self._record(qn.node.output, len(self.prog.insns) - 1)
+            if qn.node.output not in self.row_offset:  # fused into the next node: not observable
+                self._record(qn.node.output, len(self.prog.insns) - 1)
         self.emit("END", "end of program")
         self.prog.input = self._describe(g.input)
         self.prog.output = self._describe(g.output)

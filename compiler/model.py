@@ -122,8 +122,10 @@ class ModelConfig:
             (self.heads > 0 and self.dim % self.heads == 0,
              f"dim={self.dim} must be a multiple of heads={self.heads}"),
             (self.depth > 0, f"depth={self.depth} must be positive"),
-            (0 < self.top_k <= self.num_experts,
-             f"top_k={self.top_k} must be in 1..num_experts={self.num_experts}"),
+            (0 < self.top_k <= self.num_experts
+             or (not self.moe_blocks and self.num_experts == self.top_k == 0),
+             f"top_k={self.top_k} must be in 1..num_experts={self.num_experts} "
+             f"(a model without MoE blocks may have num_experts = top_k = 0)"),
             (all(0 <= b < self.depth for b in self.moe_blocks),
              f"moe_blocks={self.moe_blocks} must index blocks 0..{self.depth - 1}"),
             (len(set(self.moe_blocks)) == len(self.moe_blocks),

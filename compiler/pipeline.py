@@ -94,10 +94,21 @@ def compile_model(
     calib: int = 8,
     dump: str | Path | None = None,
     progress: Progress = _quiet,
+    tasks: list[str] | None = None,
 ) -> binfmt.Binary:
+    """Compile ``model`` for hardware ``hw``; ``tasks`` restricts the binary to those tasks."""
     cfg = hwconfig.load(hw) if not isinstance(hw, HardwareConfig) else hw
     t0 = time.perf_counter()
     graphs, model_meta = load_frontend(model)
+    if tasks:
+        unknown = [t for t in tasks if t not in graphs]
+        if unknown:
+            raise CompileError(
+                f"the model has no task(s) {', '.join(map(repr, unknown))}; its tasks are: "
+                f"{', '.join(graphs)}"
+            )
+        graphs = {t: graphs[t] for t in tasks}
+        model_meta = {**model_meta, "tasks": {t: model_meta["tasks"][t] for t in tasks}}
     progress(f"frontend: {len(graphs)} task graph(s), {sum(len(g.nodes) for g in graphs.values())} nodes "
              f"({time.perf_counter() - t0:.2f} s)")
     if calib < 1:

@@ -3,7 +3,8 @@
 Rules (see docs/compiler.md for the reasoning):
 
 * Weights: int8, symmetric, one scale per output channel.
-* Activations: symmetric, one scale per tensor, from the largest magnitude seen in calibration.
+* Activations: symmetric, one scale per tensor, from the largest magnitude seen in calibration
+  times a headroom factor (``HEADROOM``) so that other inputs do not saturate.
   ``w8a16``: every activation is int16. ``w8a8``: every activation that enters the MAC array is
   int8; the residual stream stays int16 (an 8-bit residual stream loses the small updates that
   later blocks add) and so do the task outputs.
@@ -106,9 +107,15 @@ def calibrate(graph: Graph, samples: list[np.ndarray]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- formats
+#: Range kept above the calibrated maximum, per width: inputs unlike the calibration images
+#: must not saturate. 16-bit tensors can afford a factor of 2 (one of 15 bits); 8-bit ones
+#: cannot, their resolution matters more.
+HEADROOM = {8: 1.0, 12: 2.0, 16: 2.0}
+
+
 def _scale_for(maxabs: float, bits: int) -> float:
     qmax = (1 << (bits - 1)) - 1
-    return max(maxabs, 1e-6) / qmax
+    return max(maxabs, 1e-6) * HEADROOM.get(bits, 1.0) / qmax
 
 
 def _pow2_format(maxabs: float, bits: int) -> QTensor:

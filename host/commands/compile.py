@@ -17,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("w8a8", "w8a16"), default="w8a16")
     p.add_argument("--calib", type=int, default=8, metavar="N", help="calibration images (default 8)")
     p.add_argument("--dump", type=Path, metavar="DIR", help="write every stage for inspection")
+    p.add_argument("--task", action="append", dest="tasks", metavar="TASK",
+                   help="compile only this task (repeatable; default: every task of the model)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"[compile] {msg}", file=sys.stderr)
 
-    binary = compile_model(args.model, args.hw, args.precision, args.calib, args.dump, progress)
+    binary = compile_model(args.model, args.hw, args.precision, args.calib, args.dump, progress, args.tasks)
     binary.save(args.output)
     size = args.output.stat().st_size
     print(f"wrote {args.output} ({size / 2**20:.2f} MiB, {len(binary.program)} instructions, "

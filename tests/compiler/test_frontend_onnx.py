@@ -351,3 +351,20 @@ def test_frontend_writes_nothing(tiny_onnx: dict[str, Path]) -> None:
     before = {p: p.stat().st_mtime_ns for p in folder.iterdir()}
     from_onnx(tiny_onnx["seg"])
     assert {p: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+
+@pytest.mark.parametrize("variant", ["separate", "sdpa"])
+def test_dense_vit_compiles_and_runs_close_to_onnxruntime(variant: str, tmp_path: Path) -> None:
+    """A generic ViT from ONNX goes through the whole flow: compile, golden model, dequantize."""
+    from edgemoe.compiler.pipeline import compile_model
+    from edgemoe.host.accelerator import Accelerator
+    from edgemoe.host.fidelity import cosine
+
+    path = export(seeded(DENSE[variant]), tmp_path / f"{variant}.onnx")
+    acc = Accelerator(compile_model(str(path), "tiny", "w8a16", calib=2))
+    from edgemoe.compiler.calibration import FIDELITY_IMAGE, natural_image
+
+    x = acc.preprocess(natural_image(FIDELITY_IMAGE))[None].astype(np.float32)  # held-out image
+    want = ort.InferenceSession(str(path)).run(None, {"image": x})[0]
+    got = acc.run(x, DEFAULT_TASK).output
+    assert cosine(got.reshape(want.shape), want) > 0.999

@@ -101,3 +101,19 @@ def test_bad_checkpoint_is_a_compile_error(tmp_path: Path) -> None:
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CompileError, match="bad.pt: cannot load checkpoint"):
         compile_model(str(bad), "tiny", "w8a16", calib=1)
+
+
+def test_onnx_export_compiles_to_the_same_program(tmp_path: Path) -> None:
+    from edgemoe.compiler.model import build_model, export_onnx
+
+    onnx_path = export_onnx(build_model("tiny"), "depth", tmp_path / "tiny-depth.onnx")
+    from_onnx = compile_model(str(onnx_path), "tiny", "w8a16", calib=2)
+    from_torch = compile_model("tiny", "tiny", "w8a16", calib=2, tasks=["depth"])
+    assert from_onnx.insn == from_torch.insn
+    assert from_onnx.weights == from_torch.weights
+    assert from_onnx.meta["tasks"] == from_torch.meta["tasks"]
+
+
+def test_unknown_task_is_a_compile_error() -> None:
+    with pytest.raises(CompileError, match="the model has no task\\(s\\) 'nope'; its tasks are: seg, depth"):
+        compile_model("tiny", "tiny", "w8a16", calib=1, tasks=["nope"])
