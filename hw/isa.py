@@ -155,8 +155,10 @@ FORMATS: tuple[Format, ...] = (
         "Z[i,j] = requant(sum_d Q[i,d] K[j,d]; mult, shift) as int16 in the base-2 domain "
         "with score_frac_bits fraction bits (scale and log2(e) folded into mult). While scores "
         "are produced, a running max b_i and running sum S_i = sum_j 2^(Z[i,j]-b_i) are kept in "
-        "one pass; the row statistics (b_i, reciprocal of S_i) are written to stats_addr "
-        "(8 bytes per row). Z is written with row stride n.",
+        "one pass over blocks of array_cols keys in increasing key order "
+        "(numerics.softmax.online_softmax_stats with block = array_cols); the row statistics "
+        "(b_i, reciprocal of S_i) are written to stats_addr (8 bytes per row). Z is written with "
+        "row stride n.",
         (
             _X16,
             Field("m", 16, "queries", lo=1),

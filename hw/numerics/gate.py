@@ -20,7 +20,8 @@ SCORE_BITS = 16
 def gate_topk(z: IntLike, k: int, cfg: Cfg) -> tuple[IntArray, IntArray]:
     """Top-k experts of each token from int16 base-2 logits ``z[m, e]``.
 
-    Steps: P = softmax(z) in Q15 (:func:`.softmax.softmax`, prob_bits = 16); rank the experts of
+    Steps: P = softmax(z) in Q15 (:func:`.softmax.softmax`, prob_bits = 16, all e logits of a
+    token as one block: exact max, then the sum); rank the experts of
     each row by z, larger first, ties to the lower expert index (a stable sort on -z); keep the
     first k. Returns ``experts[m, k]`` (in order of decreasing score: P is monotonic in z) and
     ``scores[m, k]`` = P of those experts (uint16 values in Q15, not renormalised).
@@ -28,7 +29,7 @@ def gate_topk(z: IntLike, k: int, cfg: Cfg) -> tuple[IntArray, IntArray]:
     z = np.asarray(z, dtype=np.int64)
     if z.ndim != 2 or not 1 <= k <= z.shape[1]:
         raise ValueError(f"gate_topk: need z[m, e] and 1 <= k <= e, got shape {z.shape}, k={k}")
-    probs = softmax(z, cfg, prob_bits=SCORE_BITS)
+    probs = softmax(z, cfg, prob_bits=SCORE_BITS, block=z.shape[1])
     experts = np.argsort(-z, axis=1, kind="stable")[:, :k]
     return experts, np.take_along_axis(probs, experts, axis=1)
 

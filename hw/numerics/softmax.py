@@ -4,9 +4,9 @@ Scores ``z`` are int16 in Q(F), F = score_frac_bits, already in the base-2 domai
 folds log2(e) and 1/sqrt(d) into the score requantization), so the row softmax is
 ``P[j] = 2^(z[j] - b) / S`` with ``b = max z`` and ``S = sum_j 2^(z[j] - b)``.
 
-Pass 1 (ATTN_QK, while scores are produced, keys in increasing index order) keeps per row a
-running max ``b`` (int16) and running sum ``S`` (unsigned fixed point, Q(E + SUM_GUARD_BITS)),
-then takes the reciprocal of S (:func:`online_softmax_stats`). Pass 2 (ATTN_AV, while multiplying
+Pass 1 (ATTN_QK, while scores are produced, in blocks of ``array_cols`` keys in increasing key
+order) keeps per row a running max ``b`` (int16) and running sum ``S`` (unsigned fixed point,
+Q(E + SUM_GUARD_BITS)), then takes the reciprocal of S (:func:`online_softmax_stats`). Pass 2 (ATTN_AV, while multiplying
 by V) forms each probability from the score and the row statistics (:func:`softmax_probs`).
 
 Exponentials use the exp2 ROM ``T`` of :mod:`.exp` (E = exp_frac_bits): ``2^(-(n*2^F + f)/2^F)
@@ -47,39 +47,47 @@ class SoftmaxStats:
     exp: IntArray
 
 
-def online_softmax_stats(z: IntLike, cfg: Cfg) -> SoftmaxStats:
-    """Row statistics of scores ``z[m, n]`` (int16 in Q(F)), one pass over the keys j = 0..n-1.
+def online_softmax_stats(z: IntLike, cfg: Cfg, block: int = 1) -> SoftmaxStats:
+    """Row statistics of scores ``z[m, n]`` (int16 in Q(F)), one pass over the keys.
 
-    With E = exp_frac_bits, G = SUM_GUARD_BITS, ONE = 2^(E+G) and T the exp2 ROM, per row:
+    Keys arrive in blocks of ``block`` consecutive keys, in increasing key order, as the MAC
+    array produces them (ATTN_QK uses ``block = array_cols``: one output tile of scores per
+    step; the MoE gate uses the whole row). With E = exp_frac_bits, G = SUM_GUARD_BITS and T the
+    exp2 ROM, ``e(a) = round_shift(T[a & (2^F-1)] << G, a >> F)`` is 2^(-a/2^F) in Q(E+G). Per
+    row, S = 0 and for each block K:
 
-    - j = 0: ``b = z[0]``, ``S = ONE``.
-    - j > 0: ``a = |z[j] - b|``; ``n = a >> F``, ``f = a & (2^F - 1)`` (n clamped to 63):
-      - if ``z[j] > b`` (new max): ``S = round_shift(S * T[f], E + n) + ONE``, ``b = z[j]``;
-      - else: ``S = S + round_shift(T[f] << G, n)``.
-    - Finally ``(mant, e) = reciprocal(S)`` and ``exp = e - E - G``, so 1/s = mant * 2^-exp.
+    - ``b' = max(z[K])`` for the first block, else ``max(b, max(z[K]))``;
+    - if ``b' > b`` (not the first block): ``S = round_shift(S * T[f], E + n)`` where
+      ``(n, f)`` split ``b' - b`` (n clamped to 63): the old sum rescaled to the new max;
+    - ``S = S + sum_{j in K} e(b' - z[j])`` (an exact integer sum: order inside a block does
+      not matter), ``b = b'``.
 
-    All shifts round half up. S never exceeds n_keys * ONE (< 2^(E+G+16)); the products S * T[f]
-    are < 2^57.
+    Finally ``(mant, e) = reciprocal(S)`` and ``exp = e - E - G``, so 1/s = mant * 2^-exp. All
+    shifts round half up. S never exceeds n_keys * 2^(E+G) (< 2^(E+G+16)); the products S * T[f]
+    are < 2^57. With ``block = 1`` this is the per-key online update of Edge-MoE.
     """
     num = numerics_of(cfg)
     z = np.asarray(z, dtype=np.int64)
     if z.ndim != 2 or z.shape[1] == 0:
         raise ValueError(f"online_softmax_stats: scores must be [m, n>=1], got shape {z.shape}")
+    if block < 1:
+        raise ValueError(f"online_softmax_stats: block must be >= 1, got {block}")
     e_bits, guard = num.exp_frac_bits, SUM_GUARD_BITS
-    one = np.int64(1) << (e_bits + guard)
     table = exp2_table(num)
-    b = z[:, 0].copy()
-    s = np.full(z.shape[0], one, dtype=np.int64)
-    for j in range(1, z.shape[1]):
-        zj = z[:, j]
-        new_max = zj > b
-        n, f = split_neg(-np.abs(zj - b), num)
-        n = np.minimum(n, SHIFT_CLAMP)
-        t = table[f]
-        rescaled = round_shift(s * t, np.minimum(e_bits + n, SHIFT_CLAMP)) + one
-        added = s + round_shift(t << guard, n)
-        s = np.where(new_max, rescaled, added)
-        b = np.maximum(b, zj)
+
+    def term(a: IntArray) -> IntArray:
+        n, f = split_neg(-a, num)
+        return round_shift(table[f] << guard, np.minimum(n, SHIFT_CLAMP))
+
+    b = z[:, :block].max(axis=1)
+    s = term(b[:, None] - z[:, :block]).sum(axis=1)
+    for j0 in range(block, z.shape[1], block):
+        zk = z[:, j0 : j0 + block]
+        b_new = np.maximum(b, zk.max(axis=1))
+        n, f = split_neg(b - b_new, num)
+        rescaled = round_shift(s * table[f], np.minimum(e_bits + n, SHIFT_CLAMP))
+        s = np.where(b_new > b, rescaled, s) + term(b_new[:, None] - zk).sum(axis=1)
+        b = b_new
     mant, e = reciprocal(s, num)
     return SoftmaxStats(b=b, mant=mant, exp=e - e_bits - guard)
 
@@ -135,6 +143,6 @@ def softmax_probs(z: IntLike, stats: SoftmaxStats, cfg: Cfg, prob_bits: int = 16
     return np.minimum(probs, (1 << p) - 1)
 
 
-def softmax(z: IntLike, cfg: Cfg, prob_bits: int = 16) -> IntArray:
+def softmax(z: IntLike, cfg: Cfg, prob_bits: int = 16, block: int = 1) -> IntArray:
     """Row softmax of ``z[m, n]`` in Q(prob_bits - 1): probs from the stats of the same scores."""
-    return softmax_probs(z, online_softmax_stats(z, cfg), cfg, prob_bits)
+    return softmax_probs(z, online_softmax_stats(z, cfg, block), cfg, prob_bits)

@@ -164,7 +164,8 @@ def attn_qk(ctx: Context, f: Fields) -> list[Written]:
     q = mem.read_matrix("ATTN_QK q", f["q_addr"], m, d, f["q_stride"], xdt)
     kk = mem.read_matrix("ATTN_QK k", f["k_addr"], n, d, f["k_stride"], xdt)
     z = requantize(wrap(exact_matmul(q, kk.T), cfg.acc_width), f["mult"], f["shift"], 16)
-    stats = pack_stats(online_softmax_stats(z, cfg))
+    # Keys arrive one output tile (array_cols keys) at a time, as the MAC array produces them.
+    stats = pack_stats(online_softmax_stats(z, cfg, block=cfg.array_cols))
     return [
         mem.write_matrix("ATTN_QK z", f["z_addr"], z, n, I16),
         mem.write_rows("ATTN_QK stats", f["stats_addr"], stats, STATS_BYTES),

@@ -54,21 +54,26 @@ def rsqrt(x: int, num: NumericsConfig) -> tuple[int, int]:
 
 
 def softmax_row(
-    row: list[int], num: NumericsConfig, prob_bits: int = 16
+    row: list[int], num: NumericsConfig, prob_bits: int = 16, block: int = 1
 ) -> tuple[int, int, int, list[int]]:
-    """(b, mant, exp, probs) of one row of scores."""
+    """(b, mant, exp, probs) of one row of scores, keys consumed ``block`` at a time."""
     f_bits, e_bits = num.score_frac_bits, num.exp_frac_bits
     table = [int(v) for v in exp2_table(num)]
-    one = 1 << (e_bits + GUARD)
-    b, s = row[0], one
-    for z in row[1:]:
-        a = abs(z - b)
-        n, f = min(a >> f_bits, 63), a & ((1 << f_bits) - 1)
-        if z > b:
-            s = rs(s * table[f], min(e_bits + n, 63)) + one
-            b = z
-        else:
-            s = s + rs(table[f] << GUARD, n)
+
+    def split(a: int) -> tuple[int, int]:
+        return min(a >> f_bits, 63), a & ((1 << f_bits) - 1)
+
+    b, s = None, 0
+    for j0 in range(0, len(row), block):
+        keys = row[j0 : j0 + block]
+        b_new = max(keys) if b is None else max(b, max(keys))
+        if b is not None and b_new > b:
+            n, f = split(b_new - b)
+            s = rs(s * table[f], min(e_bits + n, 63))
+        for z in keys:
+            n, f = split(b_new - z)
+            s += rs(table[f] << GUARD, n)
+        b = b_new
     mant, e = reciprocal(s, num)
     exp = e - e_bits - GUARD
     p = prob_bits - 1

@@ -61,7 +61,7 @@ def test_qk_then_av(c: dict) -> None:
     # Reference: plain int64 products; the softmax arithmetic comes from the numerics.
     scores = q.astype(np.int64) @ k.astype(np.int64).T
     z = requantize(wrap(scores, cfg.acc_width), qk_mult, qk_shift, 16)
-    stats = online_softmax_stats(z, cfg)
+    stats = online_softmax_stats(z, cfg, block=cfg.array_cols)
     np.testing.assert_array_equal(h.get_matrix(z_addr, m, n, n, "<i2"), z)
     assert h.m.read_dram(stats_addr, 8 * m) == pack_stats(stats).tobytes()
     p = softmax_probs(z, stats, cfg, prob_bits=cfg.act_width)
@@ -85,7 +85,7 @@ def test_av_reads_stats_written_by_host() -> None:
     rng = np.random.default_rng(5)
     m, n, d = 5, 7, 3
     z = rng.integers(-3000, 3000, size=(m, n))
-    stats = online_softmax_stats(z, cfg)
+    stats = online_softmax_stats(z, cfg, block=cfg.array_cols)
     v = rng.integers(-128, 128, size=(n, d))
     z_addr = h.put_matrix(z, n, "<i2")
     s_addr = h.put(pack_stats(stats).tobytes())
