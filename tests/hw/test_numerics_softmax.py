@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numerics_reference as ref
 import numpy as np
 import pytest
