@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "inspect": "inspect",
     "run": "run",
     "bench": "bench",
+    "verilog": "verilog",
 }
 
 

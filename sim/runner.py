@@ -6,7 +6,8 @@ choices in one place:
 - sources come from ``hw/rtl`` by module name (one module per file);
 - our SystemVerilog compiles under ``-Wall`` with warnings fatal, so a simulation never runs on
   RTL that would fail lint;
-- the generated config header ``edgemoe_config.svh`` is written into the build directory when a
+- the generated headers (``edgemoe_config.svh``, ``em_isa.svh``, ``em_regs.svh``,
+  ``em_tables.svh``; see :mod:`edgemoe.hw.rtl.gen`) are written into the build directory when a
   :class:`~edgemoe.hw.config.HardwareConfig` is given;
 - every (toplevel, sources, parameters, config) gets its own build directory
   ``<root>/build/sim/<toplevel>-<hash>``, where ``<root>`` is the repository when running from a
@@ -37,10 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from edgemoe.hw.config import HardwareConfig
+from edgemoe.hw.rtl.gen import write_headers
 from edgemoe.sim.toolchain import RTL_DIR, ToolchainError, setup_verilator
-
-#: File name of the generated config header that RTL sources `include.
-CONFIG_HEADER = "edgemoe_config.svh"
 
 #: Package holding the cocotb benches; :meth:`RtlRunner.run` takes a module name inside it.
 BENCH_PACKAGE = "edgemoe.sim.benches"
@@ -134,11 +133,7 @@ class RtlRunner:
         with _locked(self.build_dir):
             if self.config is not None:
                 inc = self.build_dir / "include"
-                inc.mkdir(exist_ok=True)
-                header = inc / CONFIG_HEADER
-                text = self.config.verilog_header()
-                if not header.is_file() or header.read_text() != text:
-                    header.write_text(text)
+                write_headers(self.config, inc)
                 includes.append(inc)
             runner = cocotb_runner.get_runner("verilator")
             try:

@@ -22,6 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgemoe.hw.config import HardwareConfig
+
 #: The SystemVerilog sources (package ``edgemoe.hw.rtl``; ``sim`` and ``hw`` are sibling folders).
 RTL_DIR = Path(__file__).resolve().parent.parent / "hw" / "rtl"
 
@@ -219,6 +221,13 @@ def lint(
     return LintResult(module, res.returncode == 0, (res.stdout + res.stderr).strip())
 
 
-def lint_all() -> list[LintResult]:
-    """Lint every ``hw/rtl/*.sv`` with its default parameters."""
-    return [lint(p.stem) for p in sorted(RTL_DIR.glob("*.sv"))]
+def lint_all(config: HardwareConfig) -> list[LintResult]:
+    """Lint every ``hw/rtl/*.sv`` with its default parameters against ``config``'s generated
+    headers (written under ``build/lint/<config hash>``)."""
+    from edgemoe.hw.rtl.gen import write_headers
+
+    inc = RTL_DIR.parents[1] / "build" / "lint" / config.config_hash()
+    if not (RTL_DIR.parents[1] / "pyproject.toml").is_file():
+        inc = Path.cwd() / "build" / "lint" / config.config_hash()
+    write_headers(config, inc)
+    return [lint(p.stem, include_dirs=(inc,)) for p in sorted(RTL_DIR.glob("*.sv"))]

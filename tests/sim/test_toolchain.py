@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from edgemoe.hw import config as hwconfig
 from edgemoe.sim import toolchain
 from edgemoe.sim.runner import RtlRunner
 
@@ -48,6 +49,7 @@ def test_em_requant_lints_clean(parameters: dict[str, int]) -> None:
 
 
 @pytest.mark.rtl
-def test_every_rtl_file_lints_clean() -> None:
-    bad = [r for r in toolchain.lint_all() if not r.ok]
+@pytest.mark.parametrize("preset", hwconfig.preset_names())
+def test_every_rtl_file_lints_clean_for_every_preset(preset: str) -> None:
+    bad = [r for r in toolchain.lint_all(hwconfig.load(preset)) if not r.ok]
     assert not bad, "\n".join(f"{r.module}:\n{r.messages}" for r in bad)
