@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "run": "run",
     "bench": "bench",
     "verilog": "verilog",
+    "trace-diff": "trace_diff",
 }
 
 

@@ -23,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare", choices=("float",), help="compare with the float model (per layer, output, routing)")
     p.add_argument("--model", help="float model for --compare (default: the one the binary was compiled from)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--trace", type=Path, metavar="FILE",
+                   help="write the per-instruction trace (JSON lines: index, op, expert, written "
+                        "regions with SHA-256) for comparison with another backend")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
     acc = Accelerator(args.binary, backend=args.backend)
     task = args.task or acc.tasks[0]
     acc.binary.task(task)  # unknown task -> clear error before any work
+    if args.trace:
+        if not hasattr(acc.device, "trace_enabled"):
+            raise UserError(f"backend {args.backend!r} does not record traces")
+        acc.device.trace_enabled = True
     t0 = time.perf_counter()
     if args.compare:
         from edgemoe.host.fidelity import compare_float
@@ -48,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
         output = raw * t["output"]["scale"]
     else:
         raw, output = result.raw, result.output
+    if args.trace:
+        from edgemoe.sim.golden import entry_to_json
+
+        tmp = args.trace.with_name(args.trace.name + ".partial")
+        tmp.write_text("".join(json.dumps(entry_to_json(e)) + "\n" for e in acc.device.trace))
+        tmp.replace(args.trace)
     if args.output:
         tmp = args.output.with_name(args.output.name + ".partial.npz")
         np.savez(tmp, output=output.astype(np.float32), raw=raw, task=task)

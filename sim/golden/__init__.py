@@ -7,13 +7,25 @@
 from .exact import exact_matmul
 from .machine import GoldenMachine
 from .memory import DeviceError
-from .trace import TraceEntry, region_digest, write_regions
+from .trace import (
+    Divergence,
+    TraceEntry,
+    entry_from_json,
+    entry_to_json,
+    first_divergence,
+    region_digest,
+    write_regions,
+)
 
 __all__ = [
     "DeviceError",
+    "Divergence",
     "GoldenMachine",
     "TraceEntry",
+    "entry_from_json",
+    "entry_to_json",
     "exact_matmul",
+    "first_divergence",
     "region_digest",
     "write_regions",
 ]

@@ -61,3 +61,68 @@ def digest_writes(
 ) -> list[tuple[int, int, str]]:
     """The trace ``writes`` of one instruction: each region with its digest."""
     return [(a, n, region_digest(dram, a, n)) for a, n in write_regions(written)]
+
+
+def entry_to_json(entry: TraceEntry) -> dict:
+    """One trace entry as plain JSON data (one line of a ``.trace.jsonl`` file)."""
+    return {
+        "index": entry.index,
+        "op": entry.mnemonic,
+        "expert": entry.expert,
+        "writes": [[addr, nbytes, digest] for addr, nbytes, digest in entry.writes],
+    }
+
+
+def entry_from_json(data: dict) -> TraceEntry:
+    return TraceEntry(
+        data["index"], data["op"], data["expert"], [tuple(w) for w in data["writes"]]
+    )
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where two traces first differ: the position in the trace and what differs."""
+
+    position: int
+    expected: TraceEntry | None
+    actual: TraceEntry | None
+    reason: str
+
+    def __str__(self) -> str:
+        ref = self.expected or self.actual
+        where = f"instruction {ref.index} ({ref.mnemonic}" if ref else "end of trace ("
+        if ref is not None and ref.expert is not None:
+            where += f", expert {ref.expert}"
+        return f"trace entry {self.position}: {where}): {self.reason}"
+
+
+def first_divergence(expected: list[TraceEntry], actual: list[TraceEntry]) -> Divergence | None:
+    """The first entry where ``actual`` (e.g. the RTL) departs from ``expected`` (golden).
+
+    Compares, entry by entry, the instruction index, mnemonic, expert pass and every written
+    region with its digest; a missing or extra entry is a divergence too. None if identical.
+    """
+    for pos in range(max(len(expected), len(actual))):
+        e = expected[pos] if pos < len(expected) else None
+        a = actual[pos] if pos < len(actual) else None
+        if e is None or a is None:
+            missing = "missing" if a is None else "unexpected extra"
+            return Divergence(pos, e, a, f"{missing} entry")
+        if (e.index, e.mnemonic, e.expert) != (a.index, a.mnemonic, a.expert):
+            return Divergence(
+                pos, e, a,
+                f"executed instruction {a.index} ({a.mnemonic}, expert {a.expert}) instead",
+            )
+        if e.writes != a.writes:
+            exp_regions = {(addr, n): d for addr, n, d in e.writes}
+            act_regions = {(addr, n): d for addr, n, d in a.writes}
+            for region in sorted(exp_regions.keys() | act_regions.keys()):
+                if exp_regions.get(region) != act_regions.get(region):
+                    addr, n = region
+                    what = (
+                        "not written" if region not in act_regions
+                        else "written unexpectedly" if region not in exp_regions
+                        else "holds different bytes"
+                    )
+                    return Divergence(pos, e, a, f"DRAM [0x{addr:08x}, +{n}) {what}")
+    return None

@@ -87,3 +87,18 @@ def test_doctor_reports_toolchain() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     for tool in ("verilator", "cocotb", "torch", "g++"):
         assert tool in r.stdout
+
+
+def test_trace_and_trace_diff(tiny_binary_path: Path, coffee_png: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for path in (a, b):
+        r = edgemoe("run", str(tiny_binary_path), "--input", str(coffee_png), "--trace", str(path))
+        assert r.returncode == 0, r.stderr
+    assert edgemoe("trace-diff", str(a), str(b)).returncode == 0
+    lines = b.read_text().splitlines()
+    entry = json.loads(lines[3])
+    entry["writes"][0][2] = "0" * 64
+    lines[3] = json.dumps(entry)
+    b.write_text("\n".join(lines) + "\n")
+    r = edgemoe("trace-diff", str(a), str(b))
+    assert r.returncode == 1 and "trace entry 3: instruction 3" in r.stdout
