@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cli import UserError
+
 HELP = "run a compiled binary on an image (PNG/JPEG) or a .npy tensor and save the outputs"
 
 
