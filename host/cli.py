@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "verilog": "verilog",
     "trace-diff": "trace_diff",
+    "synth": "synth",
 }
 
 
@@ -45,6 +46,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
         ("edgemoe.compiler.errors", "CompileError"),
         ("edgemoe.compiler.binary", "BinaryError"),
         ("edgemoe.host.errors", "RuntimeUserError"),
+        ("edgemoe.hw.synth", "SynthError"),
     ):
         try:
             types.append(getattr(importlib.import_module(mod), name))
