@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: test test-slow test-all lint docs bench clean
+.PHONY: test test-slow test-all lint docs bench demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,19 @@ bench: $(STAMP)
 	$(PY) -m edgemoe.host bench compile --precision w8a8
 	$(PY) -m edgemoe.host bench golden --precision w8a16
 	$(PY) -m edgemoe.host bench golden --precision w8a8
+
+# The whole flow on the edge-moe preset: compile, inspect (predicted cycles), run both tasks on
+# a held-out photograph and compare with the float model. Backend: the golden model, until the
+# accelerator's RTL runs end to end in Verilator (then BACKEND=verilator).
+BACKEND ?= golden
+DEMO    := build/demo
+demo: $(STAMP)
+	mkdir -p $(DEMO)
+	$(PY) -c "from PIL import Image; from edgemoe.compiler.calibration import natural_image, FIDELITY_IMAGE; Image.fromarray(natural_image(FIDELITY_IMAGE)).save('$(DEMO)/coffee.png')"
+	$(PY) -m edgemoe.host compile edge-moe --hw edge-moe-zcu102 -o $(DEMO)/m3vit.emb
+	$(PY) -m edgemoe.host inspect $(DEMO)/m3vit.emb | head -8
+	$(PY) -m edgemoe.host run $(DEMO)/m3vit.emb --input $(DEMO)/coffee.png --task seg --backend $(BACKEND) --compare float -o $(DEMO)/seg.npz
+	$(PY) -m edgemoe.host run $(DEMO)/m3vit.emb --input $(DEMO)/coffee.png --task depth --backend $(BACKEND) --compare float -o $(DEMO)/depth.npz
 
 docs: $(STAMP)
 	$(PY) -m edgemoe.host isa-doc
