@@ -3,10 +3,12 @@
 The model follows the sequencer's loops (see docs/isa.md): a MATMUL is cut into token blocks of
 ``mt`` rows (bounded by the accumulator and activation buffers); for each block and each output
 tile of ``array_cols`` channels the array consumes one token per cycle for each of the
-``ceil(k / array_rows)`` weight tiles, while the next weight tile streams in over AXI. A weight
+``ceil(k / array_rows)`` weight tiles, while the next weight tile streams into the shadow
+buffer over AXI and swaps in without a bubble (the pipeline fills once per token block). A weight
 tile whose load takes longer than the block's tokens (few tokens, e.g. a rarely chosen expert)
 makes that step memory bound. Loads of a block's activations overlap the previous block's
-compute; only the first block's load and the DRAM latency are exposed.
+compute; only the first block's load, the last block's output drain and the DRAM latency are
+exposed. This is the design the RTL is built to meet: the model is its specification.
 
 Data-dependent work (how many tokens each expert gets) is predicted for uniform routing:
 ``m * k / e`` tokens per expert, every expert active. The RTL reports the real figures.
@@ -15,6 +17,7 @@ Data-dependent work (how many tokens each expert gets) is predicted for uniform 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgemoe.hw.config import HardwareConfig
@@ -38,41 +41,64 @@ def _beats(nbytes: int, cfg: HardwareConfig) -> int:
     return math.ceil(nbytes / cfg.axi_bytes)
 
 
-def matmul_cost(m: int, k: int, n: int, xb: int, yb: int, cfg: HardwareConfig, extra_read: int = 0) -> Cost:
-    """Cycles of an m x k @ k x n product through the array (xb, yb: bytes per element)."""
+def matmul_cost(
+    m: int, k: int, n: int, xb: int, yb: int, cfg: HardwareConfig, extra_read: int = 0,
+    x_resident: bool = False,
+) -> Cost:
+    """Cycles of an m x k @ k x n product through the array (xb, yb: bytes per element).
+
+    ``x_resident``: X is still in the activation buffer (written by a recent instruction), so
+    its first block is not loaded from DRAM before compute can start.
+    """
     if m == 0:
         return Cost()
     kt = math.ceil(k / cfg.array_rows)
     nt = math.ceil(n / cfg.array_cols)
     mt = max(1, min(m, cfg.acc_buffer_depth, cfg.act_buffer_depth // kt))
     tile_beats = _beats(cfg.weight_tile_bytes, cfg)
-    fill = cfg.array_rows + cfg.array_cols  # systolic pipeline fill per output tile
-    cycles = cfg.dram_latency_cycles + _beats(mt * k * xb, cfg)
+    # The array pipeline fills once per token block: weights are double buffered, so the next
+    # tile's tokens follow the previous tile's without a bubble.
+    fill = cfg.array_rows + cfg.array_cols
+    # Outputs drain through a write buffer while the next instruction starts, so only the
+    # first weight tile's DRAM latency and a non-resident X's first block are exposed.
+    cycles = cfg.dram_latency_cycles + (0 if x_resident else _beats(mt * k * xb, cfg))
     for start in range(0, m, mt):
         rows = min(mt, m - start)
-        cycles += nt * (kt * max(rows, tile_beats) + fill)
-    cycles += _beats(min(mt, m) * n * yb, cfg)  # drain of the last block's outputs
+        cycles += nt * kt * max(rows, tile_beats) + fill
     weight_bytes = kt * nt * cfg.weight_tile_bytes * math.ceil(m / mt)
     traffic = m * k * xb + m * n * yb + weight_bytes + n * 8 + extra_read
     return Cost(cycles, m * k * n, traffic)
 
 
-def instruction_cost(insn: Instruction, cfg: HardwareConfig, expert_tokens: int | None = None) -> Cost:
+def _never(addr: int, nbytes: int) -> bool:
+    return False
+
+
+def instruction_cost(
+    insn: Instruction,
+    cfg: HardwareConfig,
+    expert_tokens: int | None = None,
+    resident: Callable[[int, int], bool] = _never,
+) -> Cost:
+    """Cost of one instruction; ``resident(addr, nbytes)`` says whether an operand is on chip."""
     f = insn.fields
     if insn.op == "MATMUL":
         m = expert_tokens if f["expert"] else f["m"]
         xb, yb = (2 if f["x16"] else 1), (2 if f["y16"] else 1)
         extra = m * f["n"] * yb if (f["residual"] or f["scatter_acc"]) else 0
-        return matmul_cost(m or 0, f["k"], f["n"], xb, yb, cfg, extra)
+        x_on_chip = resident(f["x_addr"], f["m"] * f["x_stride"] * xb) if not f["expert"] else True
+        return matmul_cost(m or 0, f["k"], f["n"], xb, yb, cfg, extra, x_on_chip)
     if insn.op == "ATTN_QK":
         xb = 2 if f["x16"] else 1
-        c = matmul_cost(f["m"], f["d"], f["n"], xb, 2, cfg)
+        c = matmul_cost(f["m"], f["d"], f["n"], xb, 2, cfg,
+                        x_resident=resident(f["q_addr"], f["m"] * f["q_stride"] * xb))
         c.dram_bytes += f["m"] * 8
         return c
     if insn.op == "ATTN_AV":
         xb = 2 if f["x16"] else 1
         # P comes from the scores (2 bytes each) and the row statistics, not from DRAM as X.
-        c = matmul_cost(f["m"], f["n"], f["d"], 2, 2 if f["y16"] else 1, cfg)
+        c = matmul_cost(f["m"], f["n"], f["d"], 2, 2 if f["y16"] else 1, cfg,
+                        x_resident=resident(f["z_addr"], f["m"] * f["n"] * 2))
         c.dram_bytes += f["n"] * f["d"] * xb + f["m"] * 8
         return c
     if insn.op == "LAYERNORM":
@@ -91,22 +117,65 @@ def instruction_cost(insn: Instruction, cfg: HardwareConfig, expert_tokens: int 
     return Cost(1, 0, 0)  # END, SYNC, EXPERT_LOOP (loop setup)
 
 
+def _written(insn: Instruction) -> tuple[int, int] | None:
+    """The DRAM range an instruction's main output occupies (None if it has none)."""
+    f = insn.fields
+    if insn.op == "MATMUL" and not f["scatter_acc"] and not f["expert"]:
+        return f["y_addr"], f["m"] * f["y_stride"] * (2 if f["y16"] else 1)
+    if insn.op == "ATTN_QK":
+        return f["z_addr"], f["m"] * f["n"] * 2
+    if insn.op == "ATTN_AV":
+        return f["o_addr"], f["m"] * f["o_stride"] * (2 if f["y16"] else 1)
+    if insn.op == "LAYERNORM":
+        return f["y_addr"], f["m"] * f["y_stride"] * (2 if f["y16"] else 1)
+    return None
+
+
+class _ActivationBuffer:
+    """Recently written outputs kept on chip (write-through), newest first, up to capacity."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.regions: list[tuple[int, int]] = []
+
+    def holds(self, addr: int, nbytes: int) -> bool:
+        return any(a <= addr and addr + nbytes <= a + n for a, n in self.regions)
+
+    def write(self, addr: int, nbytes: int) -> None:
+        # An overlapping older region stays resident: the write updates its on-chip copy too.
+        kept = [r for r in self.regions if r != (addr, nbytes)]
+        self.regions, total = [], 0
+        for a, n in [(addr, nbytes), *kept]:
+            if total + n > self.capacity:
+                break
+            self.regions.append((a, n))
+            total += n
+
+
 def program_cost(insns: list[Instruction], cfg: HardwareConfig) -> list[Cost]:
-    """Cost of each instruction; an EXPERT_LOOP's cost includes its body for all experts."""
+    """Cost of each instruction; an EXPERT_LOOP's cost includes its body for all experts.
+
+    Operands written by recent instructions are found in the activation buffer (its capacity is
+    ``act_buffer_bytes``) and are not loaded again before compute starts.
+    """
     costs = [Cost() for _ in insns]
+    buf = _ActivationBuffer(cfg.act_buffer_bytes)
     i = 0
     while i < len(insns):
         insn = insns[i]
-        costs[i] += instruction_cost(insn, cfg)
+        costs[i] += instruction_cost(insn, cfg, resident=buf.holds)
         if insn.op == "EXPERT_LOOP":
             e, body = insn["e"], insn["body"]
             # Uniform routing: each of the e experts gets capacity * k / e tokens.
             k = _gate_k(insns, i)
             tokens = max(1, round(insn["capacity"] * k / e))
             for j in range(i + 1, i + 1 + body):
-                c = instruction_cost(insns[j], cfg, expert_tokens=tokens)
+                c = instruction_cost(insns[j], cfg, expert_tokens=tokens, resident=buf.holds)
                 costs[j] += Cost(c.cycles * e, c.macs * e, c.dram_bytes * e)
             i += body
+        out = _written(insn)
+        if out is not None:
+            buf.write(*out)
         i += 1
     return costs
 
