@@ -57,6 +57,8 @@ class ErrorCode(IntEnum):
     NESTED_LOOP = 4
     EXPERT_OUTSIDE_LOOP = 5
     NO_END = 6
+    #: The instruction is legal but this hardware build does not implement it yet (RTL only).
+    UNIMPLEMENTED = 7
 
 
 ERROR_TEXT: dict[ErrorCode, str] = {
@@ -67,4 +69,5 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.NESTED_LOOP: "EXPERT_LOOP inside an EXPERT_LOOP body",
     ErrorCode.EXPERT_OUTSIDE_LOOP: "expert-relative instruction outside an EXPERT_LOOP",
     ErrorCode.NO_END: "instruction stream ended without END",
+    ErrorCode.UNIMPLEMENTED: "instruction not implemented by this hardware build",
 }
