@@ -15,8 +15,8 @@ choices in one place:
   processes (pytest-xdist workers) asking for the same build, so they never interleave;
 - the number of parallel compile jobs is explicit, because CI has two cores. A cold build costs
   about 11 s of CPU, nearly all of it Verilator's runtime library, which is compiled again for
-  every model: set ``OBJCACHE=ccache`` (Verilator's own make variable; needs ``ccache``) to share
-  it between models and runs. C++ is compiled at ``-O0`` by default, which saves a further
+  every model: when ``ccache`` is on PATH the runner sets ``OBJCACHE=ccache`` (Verilator's own
+  make variable) so models and reruns share it. C++ is compiled at ``-O0`` by default, which saves a further
   ~20 % over Verilator's ``-Os``; block benches run few cycles, so simulation speed matters
   less. Long system simulations should pass ``cflags=("-O2",)``;
 - a failing bench raises :class:`SimulationError` whether or not pytest is running.
@@ -32,6 +32,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,6 +120,10 @@ class RtlRunner:
     def build(self) -> None:
         """Verilate and compile (incrementally: unchanged sources rebuild in about a second)."""
         setup_verilator()
+        # Every model compiles Verilator's runtime library again; with ccache installed the
+        # second and later models (and reruns) get it from the cache.
+        if shutil.which("ccache"):
+            os.environ.setdefault("OBJCACHE", "ccache")
         try:
             import cocotb_tools.runner as cocotb_runner
         except ImportError:
