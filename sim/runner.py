@@ -40,6 +40,7 @@ from typing import Any
 
 from edgemoe.hw.config import HardwareConfig
 from edgemoe.hw.rtl.gen import write_headers
+from edgemoe.sim.benches.common import CONFIG_ENV
 from edgemoe.sim.toolchain import RTL_DIR, ToolchainError, setup_verilator
 
 #: Package holding the cocotb benches; :meth:`RtlRunner.run` takes a module name inside it.
@@ -117,6 +118,10 @@ class RtlRunner:
         }
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
+    def _config_env(self) -> dict[str, str]:
+        """The bench learns the config the model was built for (sim.benches.common)."""
+        return {CONFIG_ENV: self.config.to_json()} if self.config is not None else {}
+
     def build(self) -> None:
         """Verilate and compile (incrementally: unchanged sources rebuild in about a second)."""
         setup_verilator()
@@ -183,7 +188,7 @@ class RtlRunner:
                     hdl_toplevel=self.toplevel,
                     build_dir=self.build_dir,
                     seed=seed,
-                    extra_env=dict(extra_env or {}),
+                    extra_env={**self._config_env(), **dict(extra_env or {})},
                     results_xml=str(results),
                     log_file=log,
                 )

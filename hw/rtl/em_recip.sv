@@ -32,7 +32,7 @@ module em_recip #(
     parameter int TAG_WIDTH = 1,
     // numerics.recip.newton_steps: a seed from T index bits is good to about 2**-(T+1), and each
     // step squares the error, so one step reaches 16 bits for T >= 8 and two do for T >= 4.
-    parameter int NEWTON_STEPS = `EM_RECIP_TABLE_BITS >= 8 ? 1 : 2
+    parameter int NEWTON_STEPS = `EM_RECIP_NEWTON_STEPS
 ) (
     input  logic                  clk,
     input  logic                  rst,        // synchronous, active high
@@ -49,8 +49,8 @@ module em_recip #(
     output logic [TAG_WIDTH-1:0]  out_tag
 );
     // numerics.recip.WORK_BITS and MANT_BITS.
-    localparam int M  = 24;
-    localparam int MB = 16;
+    localparam int M  = `EM_RECIP_WORK_BITS;
+    localparam int MB = `EM_RECIP_MANT_BITS;
     localparam int T  = `EM_RECIP_SEED_ROM_ADDR_WIDTH;
     localparam int UW = M + 1;
     localparam int KW = $clog2(IN_WIDTH);      // k <= IN_WIDTH - 1

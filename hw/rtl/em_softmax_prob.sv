@@ -52,7 +52,7 @@ module em_softmax_prob #(
     localparam int P  = PROB_BITS - 1;
     localparam int QW = TW + 16;                   // T[f] * mant
     // numerics' shift clamp (exp.SHIFT_CLAMP): the rounding shift is at most 63.
-    localparam int SHIFT_MAX = 63;
+    localparam int SHIFT_MAX = `EM_SHIFT_CLAMP;
     localparam logic [QW-1:0] PMAX = QW'((1 << P) - 1);
 
     // ------------------------------------------------------------------ pipeline control

@@ -66,7 +66,7 @@ module em_softmax_stats #(
     localparam int F  = `EM_SCORE_FRAC_BITS;
     localparam int E  = `EM_EXP_FRAC_BITS;
     // numerics.softmax.SUM_GUARD_BITS: fraction bits of S beyond E.
-    localparam int G  = 8;
+    localparam int G  = `EM_SUM_GUARD_BITS;
     localparam int TW = `EM_EXP2_ROM_DATA_WIDTH;    // T[f] <= 2**E
     localparam int SW = E + G + 16;                 // S
     localparam int VW = TW + G;                     // T[f] << G, a term before its shift

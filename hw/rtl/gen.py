@@ -24,7 +24,7 @@ import numpy as np
 
 from edgemoe.hw import isa, regs
 from edgemoe.hw.config import HardwareConfig
-from edgemoe.hw.numerics import exp, gelu, recip
+from edgemoe.hw.numerics import exp, gelu, recip, softmax
 
 RTL_DIR = Path(__file__).resolve().parent
 
@@ -95,7 +95,14 @@ _TABLES: tuple[tuple[str, Callable[[HardwareConfig], np.ndarray], str], ...] = (
 
 
 def tables_header(cfg: HardwareConfig) -> str:
-    body: list[str] = []
+    # Constants of the numerics that are not tables but fix datapath widths and steps.
+    body: list[str] = [
+        f"`define EM_SUM_GUARD_BITS {softmax.SUM_GUARD_BITS}",
+        f"`define EM_RECIP_WORK_BITS {recip.WORK_BITS}",
+        f"`define EM_RECIP_MANT_BITS {recip.MANT_BITS}",
+        f"`define EM_RECIP_NEWTON_STEPS {recip.newton_steps(cfg.numerics.recip_table_bits)}",
+        f"`define EM_SHIFT_CLAMP {exp.SHIFT_CLAMP}",
+    ]
     for name, table, doc in _TABLES:
         body += _rom(name, table(cfg), doc)
     return _guarded("em_tables.svh", f"hw/numerics for config '{cfg.name}'", body)

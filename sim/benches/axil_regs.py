@@ -8,8 +8,8 @@ CTRL reads 0 and turns its START/RESET bits into one-cycle pulses, CONFIG_HASH i
 the hardware answers unmapped offsets with 0 (OKAY), honours byte strobes, and captures a 64-bit
 counter's high half when its low half is read (see the header of ``hw/rtl/em_axil_regs.sv``).
 
-The config (a preset name or TOML path) comes from the ``EDGEMOE_BENCH_HW`` environment
-variable, which ``tests/sim/test_rtl_axil_regs.py`` sets. Register names, not offsets, are used
+The config comes from :func:`edgemoe.sim.benches.common.bench_config` (RtlRunner passes it).
+Register names, not offsets, are used
 throughout; a register added to hw/regs.py without a matching core port fails here by name.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import random
 from collections.abc import Iterator
 
@@ -28,10 +27,9 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
 from cocotbext.axi.axil_channels import AxiLiteAWTransaction, AxiLiteWTransaction
 
-from edgemoe.hw import config as hwconfig
 from edgemoe.hw import regs
+from edgemoe.sim.benches.common import bench_config
 
-CONFIG_ENV = "EDGEMOE_BENCH_HW"
 MASK32 = (1 << 32) - 1
 REG = regs.BY_NAME
 #: Status bits and the core input that drives each.
@@ -66,7 +64,7 @@ class TB:
     def __init__(self, dut: SimHandleBase) -> None:
         self.dut = dut
         self.log = logging.getLogger("cocotb.tb")
-        cfg = hwconfig.load(os.environ[CONFIG_ENV])
+        cfg = bench_config("axil_regs")
         self.config_hash = int(cfg.config_hash(), 16)
         self.addr_width = len(dut.s_axil_awaddr)
         self.log.info(
@@ -251,7 +249,7 @@ async def reset_state(dut: SimHandleBase) -> None:
     hi = await tb.read(REG["CONFIG_HASH_HI"].offset)
     # The host's check (host/driver.py config_hash) against HardwareConfig.config_hash().
     got = f"{hi:08x}{lo:08x}"
-    want = hwconfig.load(os.environ[CONFIG_ENV]).config_hash()
+    want = bench_config("axil_regs").config_hash()
     assert got == want, f"config hash {got}, want {want}"
     tb.assert_pulses({"start": 0, "soft_reset": 0})
 

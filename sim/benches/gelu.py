@@ -19,9 +19,7 @@ LANES is read back from the port width. Run through :class:`edgemoe.sim.runner.R
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 from dataclasses import dataclass
 
@@ -31,12 +29,9 @@ from cocotb.clock import Clock
 from cocotb.handle import SimHandleBase
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
-from edgemoe.hw import config as hwconfig
-from edgemoe.hw.config import HardwareConfig
 from edgemoe.hw.numerics.gelu import MAX_FRAC_BITS, gelu
+from edgemoe.sim.benches.common import bench_config
 
-#: Environment variable holding the JSON of the HardwareConfig the model was built for.
-CONFIG_ENV = "EDGEMOE_BENCH_HW_JSON"
 X_WIDTH = 16
 #: Register stages between an accepted input and its output (em_gelu's documented latency).
 LATENCY = 4
@@ -45,21 +40,6 @@ SWEEP_CYCLES = 1 << 16
 #: Formats swept first: Q11 (the report's figure), no fraction, the widest, then the table step s.
 SWEEP_FIRST = (11, 0, MAX_FRAC_BITS)
 RANDOM_VECTORS = 1500
-
-
-def bench_env(cfg: HardwareConfig) -> dict[str, str]:
-    """The ``extra_env`` that tells the bench which config the model's headers came from."""
-    return {CONFIG_ENV: cfg.to_json()}
-
-
-def _config() -> HardwareConfig:
-    text = os.environ.get(CONFIG_ENV)
-    if not text:
-        raise RuntimeError(
-            f"bench gelu needs the model's HardwareConfig as JSON in ${CONFIG_ENV} "
-            "(RtlRunner.run(..., extra_env=bench_env(cfg)))"
-        )
-    return hwconfig.from_dict(json.loads(text), source=f"${CONFIG_ENV}")
 
 
 @dataclass
@@ -86,7 +66,7 @@ class TB:
     def __init__(self, dut: SimHandleBase) -> None:
         self.dut = dut
         self.log = logging.getLogger("cocotb.tb")
-        self.cfg = _config()
+        self.cfg = bench_config("gelu")
         self.lanes = len(dut.in_x) // X_WIDTH
         assert len(dut.out_y) == len(dut.in_x), "in_x and out_y differ in width"
         assert (1 << len(dut.in_frac)) - 1 == MAX_FRAC_BITS, "in_frac is not 0..MAX_FRAC_BITS"

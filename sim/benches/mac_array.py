@@ -34,9 +34,7 @@ The model is built from the headers of a HardwareConfig, which reaches the bench
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 from dataclasses import dataclass, field
 
@@ -46,28 +44,9 @@ from cocotb.clock import Clock
 from cocotb.handle import SimHandleBase
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
-from edgemoe.hw import config as hwconfig
-from edgemoe.hw.config import HardwareConfig
 from edgemoe.hw.layouts import pack_weights, weight_tiles
 from edgemoe.hw.numerics.fixedpoint import wrap
-
-#: Environment variable holding the JSON of the HardwareConfig the model was built for.
-CONFIG_ENV = "EDGEMOE_BENCH_HW_JSON"
-
-
-def bench_env(cfg: HardwareConfig) -> dict[str, str]:
-    """The ``extra_env`` that tells the bench which config the model's headers came from."""
-    return {CONFIG_ENV: cfg.to_json()}
-
-
-def _config() -> HardwareConfig:
-    text = os.environ.get(CONFIG_ENV)
-    if not text:
-        raise RuntimeError(
-            f"bench mac_array needs the model's HardwareConfig as JSON in ${CONFIG_ENV} "
-            "(RtlRunner.run(..., extra_env=bench_env(cfg)))"
-        )
-    return hwconfig.from_dict(json.loads(text), source=f"${CONFIG_ENV}")
+from edgemoe.sim.benches.common import bench_config
 
 
 @dataclass
@@ -98,7 +77,7 @@ class TB:
     def __init__(self, dut: SimHandleBase) -> None:
         self.dut = dut
         self.log = logging.getLogger("cocotb.tb")
-        self.cfg = cfg = _config()
+        self.cfg = cfg = bench_config("mac_array")
         self.rows, self.cols = cfg.array_rows, cfg.array_cols
         self.act_width = cfg.act_width
         assert len(dut.in_x) == self.rows * self.act_width, "in_x is not ROWS x act_width"

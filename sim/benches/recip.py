@@ -22,7 +22,8 @@ from cocotb.handle import SimHandleBase
 
 from edgemoe.hw.numerics.recip import MANT_BITS, WORK_BITS, newton_steps, reciprocal
 
-from .softmax_common import StreamTB, bench_config
+from .common import bench_config
+from .softmax_common import StreamTB
 
 RANDOM_VECTORS = 2000
 #: Every x below this is checked.

@@ -12,9 +12,7 @@ called with the numerics the RTL's tables came from.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,30 +22,12 @@ from cocotb.clock import Clock
 from cocotb.handle import SimHandleBase
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
-from edgemoe.hw import config as hwconfig
 from edgemoe.hw.config import HardwareConfig
 from edgemoe.hw.numerics.softmax import SUM_GUARD_BITS
 
 #: Environment variable holding the JSON of the HardwareConfig the model was built for.
-CONFIG_ENV = "EDGEMOE_BENCH_HW_JSON"
 #: Idle cycles after the last expected output in which no further output may appear.
 DRAIN_CYCLES = 16
-
-
-def bench_env(cfg: HardwareConfig) -> dict[str, str]:
-    """The ``extra_env`` that tells a bench which config the model's headers came from."""
-    return {CONFIG_ENV: cfg.to_json()}
-
-
-def bench_config(bench: str) -> HardwareConfig:
-    """The config passed by :func:`bench_env`; a clear error names ``bench`` if it is missing."""
-    text = os.environ.get(CONFIG_ENV)
-    if not text:
-        raise RuntimeError(
-            f"bench {bench} needs the model's HardwareConfig as JSON in ${CONFIG_ENV} "
-            "(RtlRunner.run(..., extra_env=bench_env(cfg)))"
-        )
-    return hwconfig.from_dict(json.loads(text), source=f"${CONFIG_ENV}")
 
 
 def pack(values: Sequence[int] | np.ndarray, width: int) -> int:

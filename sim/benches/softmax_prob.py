@@ -26,11 +26,11 @@ from cocotb.handle import SimHandleBase
 
 from edgemoe.hw.numerics.softmax import SoftmaxStats, online_softmax_stats, softmax_probs
 
+from .common import bench_config
 from .softmax_common import (
     INT16_MAX,
     INT16_MIN,
     StreamTB,
-    bench_config,
     pack,
     score_patterns,
     unpack,

@@ -36,11 +36,11 @@ from cocotb.handle import SimHandleBase
 from edgemoe.hw.numerics.recip import newton_steps
 from edgemoe.hw.numerics.softmax import SUM_GUARD_BITS, online_softmax_stats
 
+from .common import bench_config
 from .softmax_common import (
     INT16_MAX,
     INT16_MIN,
     StreamTB,
-    bench_config,
     pack,
     score_patterns,
     to_signed,

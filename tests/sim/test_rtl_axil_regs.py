@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from edgemoe.hw import config as hwconfig
-from edgemoe.sim.benches.axil_regs import CONFIG_ENV
 from edgemoe.sim.runner import RtlRunner
 
 # Both address widths the module supports, one per config.
@@ -18,4 +17,4 @@ def test_em_axil_regs(preset: str, addr_width: int) -> None:
     runner = RtlRunner(
         "em_axil_regs", parameters={"ADDR_WIDTH": addr_width}, config=hwconfig.load(preset)
     )
-    runner.run("axil_regs", extra_env={CONFIG_ENV: preset})
+    runner.run("axil_regs")

@@ -8,7 +8,6 @@ import pytest
 
 from edgemoe.hw import config as hwconfig
 from edgemoe.hw.config import HardwareConfig
-from edgemoe.sim.benches.gelu import bench_env
 from edgemoe.sim.runner import RtlRunner
 
 #: (preset, LANES): one lane per MAC-array column, as the output stage instantiates it.
@@ -22,7 +21,7 @@ NUMERICS_CORNERS = [(8, 8, 2.0, 8), (2, 12, 3.0, 2)]
 
 def _run(cfg: HardwareConfig, lanes: int) -> None:
     RtlRunner("em_gelu", parameters={"LANES": lanes}, config=cfg).run(
-        "gelu", extra_env=bench_env(cfg)
+        "gelu"
     )
 
 

@@ -10,7 +10,6 @@ import pytest
 
 from edgemoe.hw import config as hwconfig
 from edgemoe.hw.config import HardwareConfig
-from edgemoe.sim.benches.mac_array import bench_env
 from edgemoe.sim.runner import RtlRunner
 
 
@@ -33,4 +32,4 @@ CONFIGS: dict[str, Callable[[], HardwareConfig]] = {
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_em_mac_unit(name: str) -> None:
     cfg = CONFIGS[name]()
-    RtlRunner("em_mac_unit", config=cfg).run("mac_array", extra_env=bench_env(cfg))
+    RtlRunner("em_mac_unit", config=cfg).run("mac_array")

@@ -10,7 +10,6 @@ import pytest
 
 from edgemoe.hw import config as hwconfig
 from edgemoe.hw.numerics.softmax import SUM_GUARD_BITS
-from edgemoe.sim.benches.softmax_common import bench_env
 from edgemoe.sim.runner import RtlRunner
 
 
@@ -30,5 +29,5 @@ CASES = [("tiny", sum_width("tiny")), ("edge-moe-zcu102", 62)]
 def test_em_recip(preset: str, width: int) -> None:
     cfg = hwconfig.load(preset)
     RtlRunner("em_recip", parameters={"IN_WIDTH": width, "TAG_WIDTH": 24}, config=cfg).run(
-        "recip", extra_env=bench_env(cfg)
+        "recip"
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 
 from edgemoe.hw import config as hwconfig
-from edgemoe.sim.benches.softmax_common import bench_env
 from edgemoe.sim.runner import RtlRunner
 
 PRESETS = ["tiny", "edge-moe-zcu102"]
@@ -21,11 +20,11 @@ PRESETS = ["tiny", "edge-moe-zcu102"]
 @pytest.mark.parametrize("preset", PRESETS)
 def test_em_softmax_stats(preset: str) -> None:
     cfg = hwconfig.load(preset)
-    RtlRunner("em_softmax_stats", config=cfg).run("softmax_stats", extra_env=bench_env(cfg))
+    RtlRunner("em_softmax_stats", config=cfg).run("softmax_stats")
 
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("preset", PRESETS)
 def test_em_softmax_prob(preset: str) -> None:
     cfg = hwconfig.load(preset)
-    RtlRunner("em_softmax_prob", config=cfg).run("softmax_prob", extra_env=bench_env(cfg))
+    RtlRunner("em_softmax_prob", config=cfg).run("softmax_prob")
