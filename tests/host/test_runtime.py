@@ -70,3 +70,12 @@ def test_device_fault_names_instruction(tiny_binary_path: Path) -> None:
 def test_unknown_backend(tiny_binary_path: Path) -> None:
     with pytest.raises(RuntimeUserError, match="unknown backend 'fpga'; available: golden"):
         Accelerator(tiny_binary_path, backend="fpga")
+
+
+def test_jpeg_input_of_any_size(tiny_binary_path: Path, coffee_png: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    jpg = tmp_path / "photo.jpg"
+    Image.open(coffee_png).resize((123, 77)).save(jpg, quality=90)
+    out = Accelerator(tiny_binary_path).run(jpg, "seg")
+    assert out.output.shape == (16, 19) and np.isfinite(out.output).all()
