@@ -49,3 +49,12 @@ def _golden(cfg: HardwareConfig, dram_bytes: int) -> Device:
 
 
 register("golden", _golden)
+
+
+def _verilator(cfg: HardwareConfig, dram_bytes: int) -> Device:
+    from .verilator_backend import VerilatorDevice
+
+    return VerilatorDevice(cfg, dram_bytes)
+
+
+register("verilator", _verilator)

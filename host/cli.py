@@ -46,6 +46,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
         ("edgemoe.compiler.errors", "CompileError"),
         ("edgemoe.compiler.binary", "BinaryError"),
         ("edgemoe.host.errors", "RuntimeUserError"),
+        ("edgemoe.host.errors", "DeviceFault"),
         ("edgemoe.hw.synth", "SynthError"),
     ):
         try:

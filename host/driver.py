@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from edgemoe.hw import regs
+from edgemoe.hw import isa, regs
 from edgemoe.hw.config import HardwareConfig
 
 from .backends import Device
@@ -48,6 +48,17 @@ class Driver:
         if got != cfg.config_hash():
             raise DeviceFault(f"device reports config hash {got}, expected {cfg.config_hash()} ({cfg.name})")
 
+    def _mnemonic(self, insn_base: int, insn_count: int, pc: int) -> str:
+        """" (MNEMONIC)" of the instruction at ``pc``, read back from the device's DRAM."""
+        if pc >= insn_count:
+            return " (past the end of the stream)"
+        try:
+            opcode = self.dev.read_dram(insn_base + isa.INSTRUCTION_BYTES * pc, 1)[0]
+        except (ValueError, OSError):
+            return ""
+        fmt = isa.BY_OPCODE.get(opcode)
+        return f" ({fmt.mnemonic})" if fmt else f" (opcode 0x{opcode:02x})"
+
     def run(self, insn_base: int, insn_count: int, timeout_s: float = 3600.0) -> Counters:
         """Start the program and poll STATUS until done; a device error raises DeviceFault."""
         self.write("INSN_BASE", insn_base)
@@ -59,7 +70,10 @@ class Driver:
             if status & regs.STATUS_ERROR:
                 code = regs.ErrorCode(self.read("ERROR_CODE"))
                 pc = self.read("ERROR_PC")
-                raise DeviceFault(f"device error at instruction {pc}: {regs.ERROR_TEXT[code]} ({code.name})")
+                raise DeviceFault(
+                    f"device error at instruction {pc}{self._mnemonic(insn_base, insn_count, pc)}: "
+                    f"{regs.ERROR_TEXT[code]} ({code.name})"
+                )
             if status & regs.STATUS_DONE:
                 break
             if time.monotonic() > deadline:

@@ -102,3 +102,9 @@ def test_trace_and_trace_diff(tiny_binary_path: Path, coffee_png: Path, tmp_path
     b.write_text("\n".join(lines) + "\n")
     r = edgemoe("trace-diff", str(a), str(b))
     assert r.returncode == 1 and "trace entry 3: instruction 3" in r.stdout
+
+
+@pytest.mark.rtl
+def test_unimplemented_instruction_on_verilator_is_a_clean_error(tiny_binary_path: Path, coffee_png: Path) -> None:
+    r = edgemoe("run", str(tiny_binary_path), "--input", str(coffee_png), "--backend", "verilator")
+    assert_user_error(r, "device error at instruction 0 (MATMUL): instruction not implemented")

@@ -63,7 +63,7 @@ def test_device_fault_names_instruction(tiny_binary_path: Path) -> None:
     acc = Accelerator(tiny_binary_path)
     mem = acc.binary.meta["memory"]
     acc.device.write_dram(mem["insn_addr"] + 32 * 3, bytes([0xEE]) + bytes(31))
-    with pytest.raises(DeviceFault, match="device error at instruction 3: unknown opcode"):
+    with pytest.raises(DeviceFault, match=r"device error at instruction 3 \(opcode 0xee\): unknown opcode"):
         acc.driver.run(mem["insn_addr"], 10)
 
 
