@@ -60,10 +60,14 @@ class SynthReport:
 
 
 def parse_stat(text: str, module: str) -> SynthReport:
-    """Cell counts of ``module`` from a Yosys ``stat`` report."""
+    """Cell counts of ``module`` (submodules included) from a Yosys ``stat`` report."""
     report = SynthReport(module)
-    section = text.split(f"=== {module} ===", 1)
-    body = section[1] if len(section) == 2 else text
+    if "=== design hierarchy ===" in text:
+        # With submodules, the hierarchy section counts everything below the top once.
+        body = text.split("=== design hierarchy ===", 1)[1]
+    else:
+        section = text.split(f"=== {module} ===", 1)
+        body = (section[1] if len(section) == 2 else text).split("===", 1)[0]
     for m in re.finditer(r"^\s+(\d+)\s+([A-Z][A-Z0-9_]+)\s*$", body, re.MULTILINE):
         report.cells[m[2]] = report.cells.get(m[2], 0) + int(m[1])
     return report

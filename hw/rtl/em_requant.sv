@@ -44,29 +44,12 @@ module em_requant #(
     localparam logic signed [PW-1:0] OUT_MIN = -OUT_MAX - 1;
 
     // ------------------------------------------------------------------ pipeline control
-    logic s1_valid;
-    logic s2_valid;
-    logic s2_load;
-    logic s1_load;
-
-    // A stage loads when it is empty or its current content leaves in the same cycle.
-    assign s2_load  = s1_valid && (!s2_valid || out_ready);
-    assign in_ready = !s1_valid || s2_load;
-    assign s1_load  = in_valid && in_ready;
-
-    // Only the valid bits are reset: data registers are qualified by them, and leaving them
-    // without reset lets synthesis pack them into the DSP output registers.
-    always_ff @(posedge clk) begin
-        if (rst) begin
-            s1_valid <= 1'b0;
-            s2_valid <= 1'b0;
-        end else begin
-            if (in_ready) s1_valid <= in_valid;
-            if (!s2_valid || out_ready) s2_valid <= s1_valid;
-        end
-    end
-
-    assign out_valid = s2_valid;
+    // Only the valid bits are reset (in em_pipe_ctrl): data registers are qualified by them,
+    // and leaving them without reset lets synthesis pack them into the DSP output registers.
+    logic [1:0] load;
+    em_pipe_ctrl #(.STAGES(2)) u_ctrl (
+        .clk, .rst, .in_valid, .in_ready, .out_valid, .out_ready, .load
+    );
 
     // ------------------------------------------------------------------ datapath, per lane
     for (genvar i = 0; i < LANES; i++) begin : g_lane
@@ -95,7 +78,7 @@ module em_requant #(
 
         // Stage 1: the product (the multiplier's output register) and the lane's shift.
         always_ff @(posedge clk) begin
-            if (s1_load) begin
+            if (load[0]) begin
                 p_q     <= p_d;
                 shift_q <= in_shift[i*6 +: 6];
             end
@@ -117,7 +100,7 @@ module em_requant #(
 
         // Stage 2: the saturated result, held while the consumer stalls.
         always_ff @(posedge clk) begin
-            if (s2_load) y_q <= y_d;
+            if (load[1]) y_q <= y_d;
         end
         assign out_data[i*OUT_WIDTH +: OUT_WIDTH] = y_q;
     end

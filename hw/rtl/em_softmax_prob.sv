@@ -57,26 +57,10 @@ module em_softmax_prob #(
 
     // ------------------------------------------------------------------ pipeline control
     localparam int STAGES = 3;
-    logic [STAGES-1:0] valid;   // stage k holds a vector
-    logic [STAGES-1:0] free;    // stage k can take a vector this cycle
-    logic [STAGES-1:0] load;    // stage k takes a vector this cycle
-    logic [STAGES-1:0] feed;    // a vector is offered to stage k
-
-    assign feed = {valid[STAGES-2:0], in_valid};
-    // A full stage frees up when its vector moves on, so stage k is blocked only when it and
-    // every stage after it hold a vector and the consumer stalls.
-    for (genvar k = 0; k < STAGES; k++) begin : g_free
-        assign free[k] = out_ready || !(&valid[STAGES-1:k]);
-    end
-    assign load      = feed & free;
-    assign in_ready  = free[0];
-    assign out_valid = valid[STAGES-1];
-
-    // Only the valid bits are reset: the data registers are qualified by them.
-    always_ff @(posedge clk) begin
-        if (rst) valid <= '0;
-        else     valid <= (valid & ~free) | load;
-    end
+    logic [STAGES-1:0] load;    // stage s takes its input this cycle
+    em_pipe_ctrl #(.STAGES(STAGES)) u_ctrl (
+        .clk, .rst, .in_valid, .in_ready, .out_valid, .out_ready, .load
+    );
 
     // ------------------------------------------------------------------ per-row operands
     // The row's part of the shift, E + exp - p, once for all lanes: 18 bits hold it and the

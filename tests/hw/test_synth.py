@@ -37,3 +37,14 @@ def test_unknown_module_is_an_error() -> None:
 def test_requant_synthesises_to_dsps_and_luts() -> None:
     r = synthesize(hwconfig.load("tiny"), "em_requant", {"LANES": 2, "ACC_WIDTH": 32, "OUT_WIDTH": 8})
     assert r.dsps >= 2 and r.luts > 0 and r.ffs > 0
+
+
+def test_parse_stat_counts_submodules_once() -> None:
+    text = (
+        "=== sub ===\n      2   FDRE\n      3   LUT3\n"
+        "=== top ===\n      8   DSP48E2\n     10   FDRE\n      1   $paramod\\sub\n"
+        "=== design hierarchy ===\n      20 top\n      5 sub\n"
+        "     8   DSP48E2\n     12   FDRE\n      3   LUT3\n"
+    )
+    r = parse_stat(text, "top")
+    assert (r.dsps, r.ffs, r.luts) == (8, 12, 3)
