@@ -28,7 +28,7 @@
 `include "em_tables.svh"
 
 module em_recip #(
-    parameter int IN_WIDTH  = 62,
+    parameter int IN_WIDTH  = `EM_RECIP_INPUT_BITS,
     parameter int TAG_WIDTH = 1,
     // numerics.recip.newton_steps: a seed from T index bits is good to about 2**-(T+1), and each
     // step squares the error, so one step reaches 16 bits for T >= 8 and two do for T >= 4.

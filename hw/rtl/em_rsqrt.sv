@@ -26,7 +26,7 @@
 `include "em_tables.svh"
 
 module em_rsqrt #(
-    parameter int IN_WIDTH  = 62,
+    parameter int IN_WIDTH  = `EM_RECIP_INPUT_BITS,
     parameter int TAG_WIDTH = 1,
     // numerics.recip.newton_steps: one step reaches 16 bits for T >= 8, two do for T >= 4.
     parameter int NEWTON_STEPS = `EM_RECIP_NEWTON_STEPS

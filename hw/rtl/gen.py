@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemoe.hw import isa, regs
+from edgemoe.hw import isa, layouts, regs
 from edgemoe.hw.config import HardwareConfig
-from edgemoe.hw.numerics import exp, gelu, recip, softmax
+from edgemoe.hw.numerics import exp, gate, gelu, recip, softmax
 
 RTL_DIR = Path(__file__).resolve().parent
 
@@ -102,6 +102,10 @@ def tables_header(cfg: HardwareConfig) -> str:
         f"`define EM_RECIP_MANT_BITS {recip.MANT_BITS}",
         f"`define EM_RECIP_NEWTON_STEPS {recip.newton_steps(cfg.numerics.recip_table_bits)}",
         f"`define EM_SHIFT_CLAMP {exp.SHIFT_CLAMP}",
+        f"`define EM_RECIP_INPUT_BITS {recip.MAX_INPUT.bit_length() - 1}",
+        f"`define EM_GATE_SCORE_BITS {gate.SCORE_BITS}",
+        f"`define EM_ROUTE_COUNT_BYTES {layouts.ROUTE_COUNT_BYTES}",
+        f"`define EM_ROUTE_ENTRY_BYTES {layouts.ROUTE_ENTRY_BYTES}",
     ]
     for name, table, doc in _TABLES:
         body += _rom(name, table(cfg), doc)
