@@ -1,12 +1,14 @@
-// em_core: the accelerator's top level, first slice: control, fetch, decode, DMA.
+// em_core: the accelerator's top level, first slice: control, fetch, decode, DMA, MATMUL.
 //
 //   s_axil  -> em_axil_regs (the register map of hw/regs.py)
 //               |  start, soft_reset, INSN_BASE/COUNT      ^ status, errors, counters
 //               v                                          |
 //              em_seq (sequencer FSM) --> em_fetch --> em_decode --> em_seq dispatch
 //                                     --> em_dma  (DMA_COPY execution unit)
-//   m_axi   <- one AXI4 master: AR/R shared by fetch and the execution unit (never active at
-//              the same time: rd_sel_exec from the sequencer picks the owner), AW/W/B from the DMA
+//                                     --> em_matmul (MATMUL execution unit, non-expert)
+//   m_axi   <- one AXI4 master: AR/R shared by fetch and the execution units (never active at
+//              the same time: rd_sel_exec from the sequencer picks fetch or the units, exec_mm
+//              which unit), AW/W/B from the unit that exec_mm names
 //
 // The AXI4 master has address width 32, data width DATA_WIDTH (EM_AXI_DATA_WIDTH), one ID
 // (ID 0 on every transaction: all are in order), full-width INCR bursts of at most 256 beats that
@@ -108,7 +110,7 @@ module em_core #(
         .s_axil_rvalid, .s_axil_rready,
         .start, .soft_reset, .insn_base, .insn_count,
         .busy, .done, .error, .error_code, .error_pc, .cycles,
-        .mac_cycles(64'd0),  // no MAC array in this build yet
+        .mac_cycles,
         .dram_rd_bytes, .dram_wr_bytes, .insn_retired
     );
 
@@ -131,6 +133,25 @@ module em_core #(
     logic [16:0] cnt_rd_bytes;
     logic [16:0] cnt_wr_bytes;
     logic        rd_sel_exec;
+    logic        is_matmul;
+    logic        mm_start;
+    logic        mm_done;
+    logic        mm_err;
+    logic        mm_unsupported;
+    logic [63:0] mm_rd_bytes;
+    logic [63:0] mm_wr_bytes;
+    logic        mac_busy;
+    logic [63:0] mac_cycles;
+    logic        exec_mm;
+    logic        mm_x16, mm_y16, mm_gelu, mm_residual, mm_expert, mm_gather_x, mm_scatter_acc;
+    logic [$bits(`EM_MATMUL_M_HI)-1:0]         mm_m;
+    logic [$bits(`EM_MATMUL_K_HI)-1:0]         mm_k;
+    logic [$bits(`EM_MATMUL_N_HI)-1:0]         mm_n;
+    logic [31:0]                               mm_x_addr, mm_w_addr, mm_p_addr, mm_y_addr;
+    logic [31:0]                               mm_r_addr;
+    logic [$bits(`EM_MATMUL_X_STRIDE_HI)-1:0]  mm_x_stride;
+    logic [$bits(`EM_MATMUL_Y_STRIDE_HI)-1:0]  mm_y_stride;
+    logic [$bits(`EM_MATMUL_GELU_FRAC_HI)-1:0] mm_gelu_frac;
 
     em_seq u_seq (
         .clk, .rst(core_rst),
@@ -139,7 +160,10 @@ module em_core #(
         .insn_retired,
         .fetch_start, .fetch_addr, .fetch_pc, .fetch_err,
         .dec_valid, .dec_ready, .illegal_opcode, .illegal_field, .is_end, .is_sync, .is_dma_copy,
+        .is_matmul, .mm_expert(mm_expert || mm_gather_x || mm_scatter_acc),
         .dma_start, .dma_done, .dma_err, .cnt_valid, .cnt_rd_bytes, .cnt_wr_bytes,
+        .mm_start, .mm_done, .mm_err, .mm_unsupported, .mm_rd_bytes, .mm_wr_bytes, .mac_busy,
+        .mac_cycles, .exec_mm,
         .rd_sel_exec, .retire_valid, .retire_pc
     );
 
@@ -164,7 +188,8 @@ module em_core #(
         .err(fetch_err)
     );
 
-    // Only the DMA_COPY fields are used so far; the other units' fields are left open here.
+    // Only the DMA_COPY and MATMUL fields are used so far; the other units' fields are left
+    // open here.
     /* verilator lint_off PINCONNECTEMPTY */
     logic        dma_src_indexed;
     logic        dma_dst_indexed;
@@ -182,17 +207,19 @@ module em_core #(
         .out_valid(dec_valid), .out_ready(dec_ready), .out_pc(),
         .illegal_opcode, .illegal_field,
         .is_end, .is_sync, .is_dma_copy,
-        .is_matmul(), .is_attn_qk(), .is_attn_av(), .is_layernorm(), .is_gate_topk(),
+        .is_matmul, .is_attn_qk(), .is_attn_av(), .is_layernorm(), .is_gate_topk(),
         .is_expert_loop(),
         .dma_copy_src_indexed(dma_src_indexed), .dma_copy_dst_indexed(dma_dst_indexed),
         .dma_copy_rows(dma_rows), .dma_copy_row_bytes(dma_row_bytes),
         .dma_copy_src_addr(dma_src_addr), .dma_copy_src_stride(dma_src_stride),
         .dma_copy_dst_addr(dma_dst_addr), .dma_copy_dst_stride(dma_dst_stride),
         .dma_copy_idx_addr(dma_idx_addr),
-        .matmul_x16(), .matmul_y16(), .matmul_gelu(), .matmul_residual(), .matmul_expert(),
-        .matmul_gather_x(), .matmul_scatter_acc(), .matmul_m(), .matmul_k(), .matmul_n(),
-        .matmul_x_addr(), .matmul_x_stride(), .matmul_w_addr(), .matmul_p_addr(),
-        .matmul_y_addr(), .matmul_y_stride(), .matmul_r_addr(), .matmul_gelu_frac(),
+        .matmul_x16(mm_x16), .matmul_y16(mm_y16), .matmul_gelu(mm_gelu),
+        .matmul_residual(mm_residual), .matmul_expert(mm_expert), .matmul_gather_x(mm_gather_x),
+        .matmul_scatter_acc(mm_scatter_acc), .matmul_m(mm_m), .matmul_k(mm_k), .matmul_n(mm_n),
+        .matmul_x_addr(mm_x_addr), .matmul_x_stride(mm_x_stride), .matmul_w_addr(mm_w_addr),
+        .matmul_p_addr(mm_p_addr), .matmul_y_addr(mm_y_addr), .matmul_y_stride(mm_y_stride),
+        .matmul_r_addr(mm_r_addr), .matmul_gelu_frac(mm_gelu_frac),
         .attn_qk_x16(), .attn_qk_m(), .attn_qk_n(), .attn_qk_d(), .attn_qk_q_addr(),
         .attn_qk_q_stride(), .attn_qk_k_addr(), .attn_qk_k_stride(), .attn_qk_z_addr(),
         .attn_qk_stats_addr(), .attn_qk_mult(), .attn_qk_shift(),
@@ -214,6 +241,14 @@ module em_core #(
     logic [31:0] d_ar_addr;
     logic [7:0]  d_ar_len;
     logic        d_r_ready;
+    logic        d_aw_valid;
+    logic [31:0] d_aw_addr;
+    logic [7:0]  d_aw_len;
+    logic        d_w_valid;
+    logic [DATA_WIDTH-1:0] d_w_data;
+    logic [BYTES-1:0] d_w_strb;
+    logic        d_w_last;
+    logic        d_b_ready;
 
     em_dma #(.BYTES(BYTES)) u_dma (
         .clk, .rst(core_rst),
@@ -223,22 +258,65 @@ module em_core #(
         .dst_addr(dma_dst_addr), .dst_stride(dma_dst_stride), .idx_addr(dma_idx_addr),
         .done(dma_done), .err(dma_err),
         .cnt_valid, .cnt_rd_bytes, .cnt_wr_bytes,
-        .ar_valid(d_ar_valid), .ar_ready(m_axi_arready && rd_sel_exec),
+        .ar_valid(d_ar_valid), .ar_ready(m_axi_arready && rd_sel_exec && !exec_mm),
         .ar_addr(d_ar_addr), .ar_len(d_ar_len),
-        .r_valid(m_axi_rvalid && rd_sel_exec), .r_ready(d_r_ready),
+        .r_valid(m_axi_rvalid && rd_sel_exec && !exec_mm), .r_ready(d_r_ready),
         .r_data(m_axi_rdata), .r_err(m_axi_rresp[1]),
-        .aw_valid(m_axi_awvalid), .aw_ready(m_axi_awready),
-        .aw_addr(m_axi_awaddr), .aw_len(m_axi_awlen),
-        .w_valid(m_axi_wvalid), .w_ready(m_axi_wready), .w_data(m_axi_wdata),
-        .w_strb(m_axi_wstrb), .w_last(m_axi_wlast),
-        .b_valid(m_axi_bvalid), .b_ready(m_axi_bready), .b_err(m_axi_bresp[1])
+        .aw_valid(d_aw_valid), .aw_ready(m_axi_awready && !exec_mm),
+        .aw_addr(d_aw_addr), .aw_len(d_aw_len),
+        .w_valid(d_w_valid), .w_ready(m_axi_wready && !exec_mm), .w_data(d_w_data),
+        .w_strb(d_w_strb), .w_last(d_w_last),
+        .b_valid(m_axi_bvalid && !exec_mm), .b_ready(d_b_ready), .b_err(m_axi_bresp[1])
     );
 
+    // ------------------------------------------------------------------ MATMUL unit
+    logic              mm_ar_valid;
+    logic [31:0]       mm_ar_addr;
+    logic [7:0]        mm_ar_len;
+    logic              mm_r_ready;
+    logic              mm_aw_valid;
+    logic [31:0]       mm_aw_addr;
+    logic [7:0]        mm_aw_len;
+    logic              mm_w_valid;
+    logic [DATA_WIDTH-1:0] mm_w_data;
+    logic [BYTES-1:0]  mm_w_strb;
+    logic              mm_w_last;
+    logic              mm_b_ready;
+
+    em_matmul #(.BYTES(BYTES)) u_matmul (
+        .clk, .rst(core_rst),
+        .start(mm_start), .x16(mm_x16), .y16(mm_y16), .gelu(mm_gelu), .residual(mm_residual),
+        .m(mm_m), .k(mm_k), .n(mm_n), .x_addr(mm_x_addr), .x_stride(mm_x_stride),
+        .w_addr(mm_w_addr), .p_addr(mm_p_addr), .y_addr(mm_y_addr), .y_stride(mm_y_stride),
+        .r_addr(mm_r_addr), .gelu_frac(mm_gelu_frac),
+        .done(mm_done), .err(mm_err), .unsupported(mm_unsupported),
+        .cnt_rd_bytes(mm_rd_bytes), .cnt_wr_bytes(mm_wr_bytes), .mac_busy,
+        .ar_valid(mm_ar_valid), .ar_ready(m_axi_arready && rd_sel_exec && exec_mm),
+        .ar_addr(mm_ar_addr), .ar_len(mm_ar_len),
+        .r_valid(m_axi_rvalid && rd_sel_exec && exec_mm), .r_ready(mm_r_ready),
+        .r_data(m_axi_rdata), .r_err(m_axi_rresp[1]),
+        .aw_valid(mm_aw_valid), .aw_ready(m_axi_awready && exec_mm),
+        .aw_addr(mm_aw_addr), .aw_len(mm_aw_len),
+        .w_valid(mm_w_valid), .w_ready(m_axi_wready && exec_mm), .w_data(mm_w_data),
+        .w_strb(mm_w_strb), .w_last(mm_w_last),
+        .b_valid(m_axi_bvalid && exec_mm), .b_ready(mm_b_ready), .b_err(m_axi_bresp[1])
+    );
+
+    // ------------------------------------------------------------------ AXI write owner
+    assign m_axi_awvalid = exec_mm ? mm_aw_valid : d_aw_valid;
+    assign m_axi_awaddr  = exec_mm ? mm_aw_addr : d_aw_addr;
+    assign m_axi_awlen   = exec_mm ? mm_aw_len : d_aw_len;
+    assign m_axi_wvalid  = exec_mm ? mm_w_valid : d_w_valid;
+    assign m_axi_wdata   = exec_mm ? mm_w_data : d_w_data;
+    assign m_axi_wstrb   = exec_mm ? mm_w_strb : d_w_strb;
+    assign m_axi_wlast   = exec_mm ? mm_w_last : d_w_last;
+    assign m_axi_bready  = exec_mm ? mm_b_ready : d_b_ready;
+
     // ------------------------------------------------------------------ AXI read owner
-    assign m_axi_arvalid = rd_sel_exec ? d_ar_valid : f_ar_valid;
-    assign m_axi_araddr  = rd_sel_exec ? d_ar_addr : f_ar_addr;
-    assign m_axi_arlen   = rd_sel_exec ? d_ar_len : f_ar_len;
-    assign m_axi_rready  = rd_sel_exec ? d_r_ready : f_r_ready;
+    assign m_axi_arvalid = !rd_sel_exec ? f_ar_valid : exec_mm ? mm_ar_valid : d_ar_valid;
+    assign m_axi_araddr  = !rd_sel_exec ? f_ar_addr : exec_mm ? mm_ar_addr : d_ar_addr;
+    assign m_axi_arlen   = !rd_sel_exec ? f_ar_len : exec_mm ? mm_ar_len : d_ar_len;
+    assign m_axi_rready  = !rd_sel_exec ? f_r_ready : exec_mm ? mm_r_ready : d_r_ready;
     assign m_axi_arsize  = 3'($clog2(BYTES));
     assign m_axi_awsize  = 3'($clog2(BYTES));
     assign m_axi_arburst = BURST_INCR;

@@ -12,11 +12,16 @@
 //   SYNC           retires: every unit finishes its writes (all B responses) before retiring,
 //                  so there is never anything outstanding to wait for
 //   DMA_COPY       em_dma; an error response is DRAM_RANGE at pc
+//   MATMUL         em_matmul; an error response is DRAM_RANGE at pc; expert mode (`expert`,
+//                  `gather_x`, `scatter_acc`) and rows longer than the activation buffer are
+//                  UNIMPLEMENTED at pc
 //   the others     UNIMPLEMENTED at pc (legal, but not built in this hardware yet)
 //
 // A new execution unit adds its is_<op> to the dispatch in S_FETCH with a start pulse, and its
 // done/err to S_EXEC, like the DMA's. CYCLES counts every cycle from start to done or error;
-// MAC_CYCLES is 0 until the MAC array is connected. `retire_valid` pulses with `retire_pc` one
+// MAC_CYCLES every cycle in which the MAC array consumed a token (`mac_busy`). `exec_mm` says
+// which unit owns the AXI data channels: the MATMUL unit from its dispatch until the next
+// DMA_COPY's (both finish every write before they report done, so the switch is never live). `retire_valid` pulses with `retire_pc` one
 // cycle after each instruction has retired (its writes are in DRAM by then). Start while busy is
 // ignored.
 `include "em_isa.svh"
@@ -54,6 +59,8 @@ module em_seq (
     input  logic        is_end,
     input  logic        is_sync,
     input  logic        is_dma_copy,
+    input  logic        is_matmul,
+    input  logic        mm_expert,      // any of MATMUL's expert-mode flags
 
     // DMA engine
     output logic        dma_start,
@@ -62,6 +69,17 @@ module em_seq (
     input  logic        cnt_valid,
     input  logic [16:0] cnt_rd_bytes,
     input  logic [16:0] cnt_wr_bytes,
+
+    // MATMUL unit
+    output logic        mm_start,
+    input  logic        mm_done,
+    input  logic        mm_err,
+    input  logic        mm_unsupported,
+    input  logic [63:0] mm_rd_bytes,    // with mm_done
+    input  logic [63:0] mm_wr_bytes,
+    input  logic        mac_busy,
+    output logic [63:0] mac_cycles,
+    output logic        exec_mm,
 
     output logic        rd_sel_exec,    // the AXI read channels belong to the execution unit
     output logic        retire_valid,
@@ -79,6 +97,8 @@ module em_seq (
     assign dec_ready   = state == S_FETCH;
     assign dma_start   = state == S_FETCH && dec_valid && !illegal_opcode && !illegal_field
                          && is_dma_copy;
+    assign mm_start    = state == S_FETCH && dec_valid && !illegal_opcode && !illegal_field
+                         && is_matmul && !mm_expert;
     assign rd_sel_exec = state == S_EXEC;
 
     always_ff @(posedge clk) begin
@@ -92,14 +112,21 @@ module em_seq (
             cycles        <= '0;
             dram_rd_bytes <= '0;
             dram_wr_bytes <= '0;
+            mac_cycles    <= '0;
             insn_retired  <= '0;
             retire_valid  <= 1'b0;
+            exec_mm       <= 1'b0;
         end else begin
             retire_valid <= 1'b0;
             if (busy) cycles <= cycles + 64'd1;
+            if (mac_busy) mac_cycles <= mac_cycles + 64'd1;
             if (cnt_valid) begin
                 dram_rd_bytes <= dram_rd_bytes + 64'(cnt_rd_bytes);
                 dram_wr_bytes <= dram_wr_bytes + 64'(cnt_wr_bytes);
+            end
+            if (mm_done) begin
+                dram_rd_bytes <= dram_rd_bytes + mm_rd_bytes;
+                dram_wr_bytes <= dram_wr_bytes + mm_wr_bytes;
             end
             case (state)
                 S_IDLE: if (start) begin
@@ -111,6 +138,7 @@ module em_seq (
                     cycles        <= '0;
                     dram_rd_bytes <= '0;
                     dram_wr_bytes <= '0;
+                    mac_cycles    <= '0;
                     insn_retired  <= '0;
                     pc            <= '0;
                     state         <= S_CHECK;
@@ -132,12 +160,20 @@ module em_seq (
                         state <= S_IDLE;
                     end
                     else if (is_sync)     retire();
-                    else if (is_dma_copy) state <= S_EXEC;
+                    else if (is_dma_copy) begin
+                        exec_mm <= 1'b0;
+                        state   <= S_EXEC;
+                    end
+                    else if (is_matmul && !mm_expert) begin
+                        exec_mm <= 1'b1;
+                        state   <= S_EXEC;
+                    end
                     else                  fail(`EM_ERR_UNIMPLEMENTED, pc);
                 end
-                S_EXEC: if (dma_done) begin
-                    if (dma_err) fail(`EM_ERR_DRAM_RANGE, pc);
-                    else         retire();
+                S_EXEC: if (exec_mm ? mm_done : dma_done) begin
+                    if (exec_mm && mm_unsupported) fail(`EM_ERR_UNIMPLEMENTED, pc);
+                    else if (exec_mm ? mm_err : dma_err) fail(`EM_ERR_DRAM_RANGE, pc);
+                    else retire();
                 end
                 default: state <= S_IDLE;
             endcase

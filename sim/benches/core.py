@@ -10,7 +10,8 @@ start, poll STATUS). The reference is :class:`edgemoe.sim.golden.GoldenMachine` 
   are compared with :func:`~edgemoe.sim.golden.trace.first_divergence`, so a mismatch names the
   first diverging instruction;
 - at the end, the whole DRAM image, STATUS, ERROR_CODE, ERROR_PC, INSN_RETIRED and the DRAM
-  byte counters must equal the golden model's; MAC_CYCLES is 0 and CYCLES positive.
+  byte counters must equal the golden model's; CYCLES must be positive. The golden model does
+  not model time, so CYCLES and MAC_CYCLES are returned and logged, not compared.
 
 Instructions the RTL does not implement yet stop it with ``UNIMPLEMENTED``; for those programs
 the golden model runs the stream cut just before that instruction (so it stops there with
@@ -58,6 +59,15 @@ CORE_SOURCES = (
     "em_decode",
     "em_dma",
     "em_axi_burst",
+    "em_matmul",
+    "em_mm_rd",
+    "em_mm_wr",
+    "em_mac_unit",
+    "em_mac_array",
+    "em_accumulator",
+    "em_requant",
+    "em_gelu",
+    "em_pipe_ctrl",
 )
 
 
@@ -176,8 +186,11 @@ class TB:
         return await self.read(name + "_LO") | (await self.read(name + "_HI")) << 32
 
     # ------------------------------------------------------------------ one program
-    async def run(self, prog: Program) -> None:
-        """Run ``prog`` on the RTL and on the golden model; assert they agree in everything."""
+    async def run(self, prog: Program) -> dict[str, int]:
+        """Run ``prog`` on the RTL and on the golden model; assert they agree in everything.
+
+        Returns the RTL's counters (the compared ones plus CYCLES and MAC_CYCLES).
+        """
         stream = b"".join(prog.insns)
         image = prog.image.copy()
         image[prog.insn_base : prog.insn_base + len(stream)] = np.frombuffer(stream, np.uint8)
@@ -194,7 +207,7 @@ class TB:
             name: golden.read_reg(REG[name].offset)
             for name in ("STATUS", "ERROR_CODE", "ERROR_PC", "INSN_RETIRED")
         }
-        for name in ("DRAM_RD_BYTES", "DRAM_WR_BYTES", "MAC_CYCLES"):
+        for name in ("DRAM_RD_BYTES", "DRAM_WR_BYTES"):
             want[name] = golden.read_reg(REG[name + "_LO"].offset) | (
                 golden.read_reg(REG[name + "_HI"].offset) << 32
             )
@@ -221,9 +234,10 @@ class TB:
             name: await self.read(name)
             for name in ("STATUS", "ERROR_CODE", "ERROR_PC", "INSN_RETIRED")
         }
-        for name in ("DRAM_RD_BYTES", "DRAM_WR_BYTES", "MAC_CYCLES"):
+        for name in ("DRAM_RD_BYTES", "DRAM_WR_BYTES"):
             got[name] = await self.read64(name)
         cycles = await self.read64("CYCLES")
+        mac_cycles = await self.read64("MAC_CYCLES")
 
         divergence = first_divergence(self.expected, self.actual)
         assert divergence is None, f"RTL trace diverges from the golden model: {divergence}"
@@ -236,15 +250,18 @@ class TB:
         assert got == want, f"registers: RTL {got}, golden {want} ({golden.error_message})"
         assert cycles > 0, "CYCLES did not count"
         self.log.info(
-            "%d instructions, %d retired, %d cycles, %d bytes read, %d written, status %d/%d",
+            "%d instructions, %d retired, %d cycles (%d MAC), %d bytes read, %d written, "
+            "status %d/%d",
             count,
             got["INSN_RETIRED"],
             cycles,
+            mac_cycles,
             got["DRAM_RD_BYTES"],
             got["DRAM_WR_BYTES"],
             got["STATUS"],
             got["ERROR_CODE"],
         )
+        return {**got, "CYCLES": cycles, "MAC_CYCLES": mac_cycles}
 
 
 # --------------------------------------------------------------------------- programs
@@ -419,8 +436,10 @@ async def errors(dut: SimHandleBase) -> None:
     await tb.run(Program([dmas[0], isa.encode(src_out), end], image, 64))
     await tb.run(Program([dmas[1], isa.encode(dst_out), end], image, 64))
     await tb.run(Program(dmas[:2], image, DRAM_BYTES - 2 * INSTRUCTION_BYTES - 5, insn_count=3))
-    matmul = isa.make("MATMUL", m=1, k=1, n=1, x_stride=1, y_stride=1)
-    await tb.run(Program([dmas[2], isa.encode(matmul), end], image, 64, unimplemented=1))
+    # MATMUL's expert mode is not built yet (the golden model would stop it outside a loop).
+    for flag in ("expert", "gather_x", "scatter_acc"):
+        matmul = isa.make("MATMUL", m=1, k=1, n=1, x_stride=1, y_stride=1, **{flag: 1})
+        await tb.run(Program([dmas[2], isa.encode(matmul), end], image, 64, unimplemented=1))
     for op in ("ATTN_QK", "ATTN_AV", "LAYERNORM", "GATE_TOPK", "EXPERT_LOOP"):
         fmt = isa.BY_MNEMONIC[op]
         fields = {f.name: f.lo for f in fmt.fields}

@@ -87,8 +87,9 @@ def test_verilator_matches_golden() -> None:
         assert got.mac_cycles == 0 and got.cycles > 0
         Driver(rtl).check_hardware(cfg)
 
-        # An instruction the RTL does not implement yet stops it with a clear fault, no hang.
-        matmul = isa.make("MATMUL", m=1, k=1, n=1, x_stride=1, y_stride=1)
+        # An instruction the RTL does not implement yet (MATMUL's expert mode) stops it with a
+        # clear fault, no hang.
+        matmul = isa.make("MATMUL", expert=1, m=1, k=1, n=1, x_stride=1, y_stride=1)
         rtl.write_dram(INSN_BASE, isa.encode_program([insns[0], matmul, isa.make("END")]))
         with pytest.raises(DeviceFault, match=r"instruction 1 \(MATMUL\): .*UNIMPLEMENTED"):
             Driver(rtl).run(INSN_BASE, 3, timeout_s=60)
