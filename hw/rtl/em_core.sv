@@ -1,4 +1,5 @@
-// em_core: the accelerator's top level, first slice: control, fetch, decode, DMA, MATMUL.
+// em_core: the accelerator's top level, first slice: control, fetch, decode, DMA, MATMUL,
+// LAYERNORM.
 //
 //   s_axil  -> em_axil_regs (the register map of hw/regs.py)
 //               |  start, soft_reset, INSN_BASE/COUNT      ^ status, errors, counters
@@ -6,9 +7,10 @@
 //              em_seq (sequencer FSM) --> em_fetch --> em_decode --> em_seq dispatch
 //                                     --> em_dma  (DMA_COPY execution unit)
 //                                     --> em_matmul (MATMUL execution unit, non-expert)
+//                                     --> em_ln_exec (LAYERNORM execution unit)
 //   m_axi   <- one AXI4 master: AR/R shared by fetch and the execution units (never active at
 //              the same time: rd_sel_exec from the sequencer picks fetch or the units, exec_mm
-//              which unit), AW/W/B from the unit that exec_mm names
+//              and exec_ln which unit), AW/W/B from the unit that exec_mm/exec_ln name
 //
 // The AXI4 master has address width 32, data width DATA_WIDTH (EM_AXI_DATA_WIDTH), one ID
 // (ID 0 on every transaction: all are in order), full-width INCR bursts of at most 256 beats that
@@ -143,6 +145,21 @@ module em_core #(
     logic        mac_busy;
     logic [63:0] mac_cycles;
     logic        exec_mm;
+    logic        exec_ln;
+    logic        is_layernorm;
+    logic        ln_start;
+    logic        ln_done;
+    logic        ln_err;
+    logic        ln_illegal;
+    logic        ln_unsupported;
+    logic [63:0] ln_rd_bytes;
+    logic [63:0] ln_wr_bytes;
+    logic        ln_x16, ln_y16;
+    logic [$bits(`EM_LAYERNORM_M_HI)-1:0]        ln_m;
+    logic [$bits(`EM_LAYERNORM_D_HI)-1:0]        ln_d;
+    logic [31:0]                                 ln_x_addr, ln_y_addr, ln_p_addr;
+    logic [$bits(`EM_LAYERNORM_X_STRIDE_HI)-1:0] ln_x_stride;
+    logic [$bits(`EM_LAYERNORM_Y_STRIDE_HI)-1:0] ln_y_stride;
     logic        mm_x16, mm_y16, mm_gelu, mm_residual, mm_expert, mm_gather_x, mm_scatter_acc;
     logic [$bits(`EM_MATMUL_M_HI)-1:0]         mm_m;
     logic [$bits(`EM_MATMUL_K_HI)-1:0]         mm_k;
@@ -164,6 +181,8 @@ module em_core #(
         .dma_start, .dma_done, .dma_err, .cnt_valid, .cnt_rd_bytes, .cnt_wr_bytes,
         .mm_start, .mm_done, .mm_err, .mm_unsupported, .mm_rd_bytes, .mm_wr_bytes, .mac_busy,
         .mac_cycles, .exec_mm,
+        .is_layernorm, .ln_start, .ln_done, .ln_err, .ln_illegal, .ln_unsupported,
+        .ln_rd_bytes, .ln_wr_bytes, .exec_ln,
         .rd_sel_exec, .retire_valid, .retire_pc
     );
 
@@ -188,7 +207,7 @@ module em_core #(
         .err(fetch_err)
     );
 
-    // Only the DMA_COPY and MATMUL fields are used so far; the other units' fields are left
+    // Only the DMA_COPY, MATMUL and LAYERNORM fields are used so far; the other units' fields are left
     // open here.
     /* verilator lint_off PINCONNECTEMPTY */
     logic        dma_src_indexed;
@@ -207,7 +226,7 @@ module em_core #(
         .out_valid(dec_valid), .out_ready(dec_ready), .out_pc(),
         .illegal_opcode, .illegal_field,
         .is_end, .is_sync, .is_dma_copy,
-        .is_matmul, .is_attn_qk(), .is_attn_av(), .is_layernorm(), .is_gate_topk(),
+        .is_matmul, .is_attn_qk(), .is_attn_av(), .is_layernorm, .is_gate_topk(),
         .is_expert_loop(),
         .dma_copy_src_indexed(dma_src_indexed), .dma_copy_dst_indexed(dma_dst_indexed),
         .dma_copy_rows(dma_rows), .dma_copy_row_bytes(dma_row_bytes),
@@ -226,9 +245,10 @@ module em_core #(
         .attn_av_x16(), .attn_av_y16(), .attn_av_m(), .attn_av_n(), .attn_av_d(),
         .attn_av_z_addr(), .attn_av_stats_addr(), .attn_av_v_addr(), .attn_av_v_stride(),
         .attn_av_o_addr(), .attn_av_o_stride(), .attn_av_mult(), .attn_av_shift(),
-        .layernorm_x16(), .layernorm_y16(), .layernorm_m(), .layernorm_d(),
-        .layernorm_x_addr(), .layernorm_x_stride(), .layernorm_y_addr(), .layernorm_y_stride(),
-        .layernorm_p_addr(),
+        .layernorm_x16(ln_x16), .layernorm_y16(ln_y16), .layernorm_m(ln_m), .layernorm_d(ln_d),
+        .layernorm_x_addr(ln_x_addr), .layernorm_x_stride(ln_x_stride),
+        .layernorm_y_addr(ln_y_addr), .layernorm_y_stride(ln_y_stride),
+        .layernorm_p_addr(ln_p_addr),
         .gate_topk_m(), .gate_topk_e(), .gate_topk_k(), .gate_topk_z_addr(),
         .gate_topk_route_addr(),
         .expert_loop_e(), .expert_loop_body(), .expert_loop_capacity(),
@@ -237,6 +257,8 @@ module em_core #(
     /* verilator lint_on PINCONNECTEMPTY */
 
     // ------------------------------------------------------------------ DMA engine
+    logic        dma_own;     // the DMA owns the AXI data channels
+    assign dma_own = !exec_mm && !exec_ln;
     logic        d_ar_valid;
     logic [31:0] d_ar_addr;
     logic [7:0]  d_ar_len;
@@ -258,15 +280,15 @@ module em_core #(
         .dst_addr(dma_dst_addr), .dst_stride(dma_dst_stride), .idx_addr(dma_idx_addr),
         .done(dma_done), .err(dma_err),
         .cnt_valid, .cnt_rd_bytes, .cnt_wr_bytes,
-        .ar_valid(d_ar_valid), .ar_ready(m_axi_arready && rd_sel_exec && !exec_mm),
+        .ar_valid(d_ar_valid), .ar_ready(m_axi_arready && rd_sel_exec && dma_own),
         .ar_addr(d_ar_addr), .ar_len(d_ar_len),
-        .r_valid(m_axi_rvalid && rd_sel_exec && !exec_mm), .r_ready(d_r_ready),
+        .r_valid(m_axi_rvalid && rd_sel_exec && dma_own), .r_ready(d_r_ready),
         .r_data(m_axi_rdata), .r_err(m_axi_rresp[1]),
-        .aw_valid(d_aw_valid), .aw_ready(m_axi_awready && !exec_mm),
+        .aw_valid(d_aw_valid), .aw_ready(m_axi_awready && dma_own),
         .aw_addr(d_aw_addr), .aw_len(d_aw_len),
-        .w_valid(d_w_valid), .w_ready(m_axi_wready && !exec_mm), .w_data(d_w_data),
+        .w_valid(d_w_valid), .w_ready(m_axi_wready && dma_own), .w_data(d_w_data),
         .w_strb(d_w_strb), .w_last(d_w_last),
-        .b_valid(m_axi_bvalid && !exec_mm), .b_ready(d_b_ready), .b_err(m_axi_bresp[1])
+        .b_valid(m_axi_bvalid && dma_own), .b_ready(d_b_ready), .b_err(m_axi_bresp[1])
     );
 
     // ------------------------------------------------------------------ MATMUL unit
@@ -302,21 +324,57 @@ module em_core #(
         .b_valid(m_axi_bvalid && exec_mm), .b_ready(mm_b_ready), .b_err(m_axi_bresp[1])
     );
 
+    // ------------------------------------------------------------------ LAYERNORM unit
+    logic              ln_ar_valid;
+    logic [31:0]       ln_ar_addr;
+    logic [7:0]        ln_ar_len;
+    logic              ln_r_ready;
+    logic              ln_aw_valid;
+    logic [31:0]       ln_aw_addr;
+    logic [7:0]        ln_aw_len;
+    logic              ln_w_valid;
+    logic [DATA_WIDTH-1:0] ln_w_data;
+    logic [BYTES-1:0]  ln_w_strb;
+    logic              ln_w_last;
+    logic              ln_b_ready;
+
+    em_ln_exec #(.BYTES(BYTES)) u_ln_exec (
+        .clk, .rst(core_rst),
+        .start(ln_start), .x16(ln_x16), .y16(ln_y16), .m(ln_m), .d(ln_d),
+        .x_addr(ln_x_addr), .x_stride(ln_x_stride), .y_addr(ln_y_addr), .y_stride(ln_y_stride),
+        .p_addr(ln_p_addr),
+        .done(ln_done), .err(ln_err), .illegal(ln_illegal), .unsupported(ln_unsupported),
+        .cnt_rd_bytes(ln_rd_bytes), .cnt_wr_bytes(ln_wr_bytes),
+        .ar_valid(ln_ar_valid), .ar_ready(m_axi_arready && rd_sel_exec && exec_ln),
+        .ar_addr(ln_ar_addr), .ar_len(ln_ar_len),
+        .r_valid(m_axi_rvalid && rd_sel_exec && exec_ln), .r_ready(ln_r_ready),
+        .r_data(m_axi_rdata), .r_err(m_axi_rresp[1]),
+        .aw_valid(ln_aw_valid), .aw_ready(m_axi_awready && exec_ln),
+        .aw_addr(ln_aw_addr), .aw_len(ln_aw_len),
+        .w_valid(ln_w_valid), .w_ready(m_axi_wready && exec_ln), .w_data(ln_w_data),
+        .w_strb(ln_w_strb), .w_last(ln_w_last),
+        .b_valid(m_axi_bvalid && exec_ln), .b_ready(ln_b_ready), .b_err(m_axi_bresp[1])
+    );
+
     // ------------------------------------------------------------------ AXI write owner
-    assign m_axi_awvalid = exec_mm ? mm_aw_valid : d_aw_valid;
-    assign m_axi_awaddr  = exec_mm ? mm_aw_addr : d_aw_addr;
-    assign m_axi_awlen   = exec_mm ? mm_aw_len : d_aw_len;
-    assign m_axi_wvalid  = exec_mm ? mm_w_valid : d_w_valid;
-    assign m_axi_wdata   = exec_mm ? mm_w_data : d_w_data;
-    assign m_axi_wstrb   = exec_mm ? mm_w_strb : d_w_strb;
-    assign m_axi_wlast   = exec_mm ? mm_w_last : d_w_last;
-    assign m_axi_bready  = exec_mm ? mm_b_ready : d_b_ready;
+    assign m_axi_awvalid = exec_ln ? ln_aw_valid : exec_mm ? mm_aw_valid : d_aw_valid;
+    assign m_axi_awaddr  = exec_ln ? ln_aw_addr : exec_mm ? mm_aw_addr : d_aw_addr;
+    assign m_axi_awlen   = exec_ln ? ln_aw_len : exec_mm ? mm_aw_len : d_aw_len;
+    assign m_axi_wvalid  = exec_ln ? ln_w_valid : exec_mm ? mm_w_valid : d_w_valid;
+    assign m_axi_wdata   = exec_ln ? ln_w_data : exec_mm ? mm_w_data : d_w_data;
+    assign m_axi_wstrb   = exec_ln ? ln_w_strb : exec_mm ? mm_w_strb : d_w_strb;
+    assign m_axi_wlast   = exec_ln ? ln_w_last : exec_mm ? mm_w_last : d_w_last;
+    assign m_axi_bready  = exec_ln ? ln_b_ready : exec_mm ? mm_b_ready : d_b_ready;
 
     // ------------------------------------------------------------------ AXI read owner
-    assign m_axi_arvalid = !rd_sel_exec ? f_ar_valid : exec_mm ? mm_ar_valid : d_ar_valid;
-    assign m_axi_araddr  = !rd_sel_exec ? f_ar_addr : exec_mm ? mm_ar_addr : d_ar_addr;
-    assign m_axi_arlen   = !rd_sel_exec ? f_ar_len : exec_mm ? mm_ar_len : d_ar_len;
-    assign m_axi_rready  = !rd_sel_exec ? f_r_ready : exec_mm ? mm_r_ready : d_r_ready;
+    assign m_axi_arvalid = !rd_sel_exec ? f_ar_valid
+                         : exec_ln ? ln_ar_valid : exec_mm ? mm_ar_valid : d_ar_valid;
+    assign m_axi_araddr  = !rd_sel_exec ? f_ar_addr
+                         : exec_ln ? ln_ar_addr : exec_mm ? mm_ar_addr : d_ar_addr;
+    assign m_axi_arlen   = !rd_sel_exec ? f_ar_len
+                         : exec_ln ? ln_ar_len : exec_mm ? mm_ar_len : d_ar_len;
+    assign m_axi_rready  = !rd_sel_exec ? f_r_ready
+                         : exec_ln ? ln_r_ready : exec_mm ? mm_r_ready : d_r_ready;
     assign m_axi_arsize  = 3'($clog2(BYTES));
     assign m_axi_awsize  = 3'($clog2(BYTES));
     assign m_axi_arburst = BURST_INCR;

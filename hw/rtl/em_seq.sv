@@ -15,13 +15,17 @@
 //   MATMUL         em_matmul; an error response is DRAM_RANGE at pc; expert mode (`expert`,
 //                  `gather_x`, `scatter_acc`) and rows longer than the activation buffer are
 //                  UNIMPLEMENTED at pc
+//   LAYERNORM      em_ln_exec; an error response is DRAM_RANGE, an int16 row longer than 2^14,
+//                  eps or shift out of range ILLEGAL_FIELD, a row longer than the unit's buffer
+//                  UNIMPLEMENTED at pc
 //   the others     UNIMPLEMENTED at pc (legal, but not built in this hardware yet)
 //
 // A new execution unit adds its is_<op> to the dispatch in S_FETCH with a start pulse, and its
 // done/err to S_EXEC, like the DMA's. CYCLES counts every cycle from start to done or error;
-// MAC_CYCLES every cycle in which the MAC array consumed a token (`mac_busy`). `exec_mm` says
-// which unit owns the AXI data channels: the MATMUL unit from its dispatch until the next
-// DMA_COPY's (both finish every write before they report done, so the switch is never live). `retire_valid` pulses with `retire_pc` one
+// MAC_CYCLES every cycle in which the MAC array consumed a token (`mac_busy`). `exec_mm` and
+// `exec_ln` say which unit owns the AXI data channels (the DMA when neither): the MATMUL or
+// LAYERNORM unit from its dispatch until another unit's (all finish every write before they
+// report done, so the switch is never live). `retire_valid` pulses with `retire_pc` one
 // cycle after each instruction has retired (its writes are in DRAM by then). Start while busy is
 // ignored.
 `include "em_isa.svh"
@@ -61,6 +65,7 @@ module em_seq (
     input  logic        is_dma_copy,
     input  logic        is_matmul,
     input  logic        mm_expert,      // any of MATMUL's expert-mode flags
+    input  logic        is_layernorm,
 
     // DMA engine
     output logic        dma_start,
@@ -81,6 +86,16 @@ module em_seq (
     output logic [63:0] mac_cycles,
     output logic        exec_mm,
 
+    // LAYERNORM unit
+    output logic        ln_start,
+    input  logic        ln_done,
+    input  logic        ln_err,
+    input  logic        ln_illegal,
+    input  logic        ln_unsupported,
+    input  logic [63:0] ln_rd_bytes,    // with ln_done
+    input  logic [63:0] ln_wr_bytes,
+    output logic        exec_ln,
+
     output logic        rd_sel_exec,    // the AXI read channels belong to the execution unit
     output logic        retire_valid,
     output logic [31:0] retire_pc
@@ -99,7 +114,12 @@ module em_seq (
                          && is_dma_copy;
     assign mm_start    = state == S_FETCH && dec_valid && !illegal_opcode && !illegal_field
                          && is_matmul && !mm_expert;
+    assign ln_start    = state == S_FETCH && dec_valid && !illegal_opcode && !illegal_field
+                         && is_layernorm;
     assign rd_sel_exec = state == S_EXEC;
+
+    logic unit_done;
+    assign unit_done = exec_ln ? ln_done : exec_mm ? mm_done : dma_done;
 
     always_ff @(posedge clk) begin
         if (rst) begin
@@ -116,6 +136,7 @@ module em_seq (
             insn_retired  <= '0;
             retire_valid  <= 1'b0;
             exec_mm       <= 1'b0;
+            exec_ln       <= 1'b0;
         end else begin
             retire_valid <= 1'b0;
             if (busy) cycles <= cycles + 64'd1;
@@ -127,6 +148,10 @@ module em_seq (
             if (mm_done) begin
                 dram_rd_bytes <= dram_rd_bytes + mm_rd_bytes;
                 dram_wr_bytes <= dram_wr_bytes + mm_wr_bytes;
+            end
+            if (ln_done) begin
+                dram_rd_bytes <= dram_rd_bytes + ln_rd_bytes;
+                dram_wr_bytes <= dram_wr_bytes + ln_wr_bytes;
             end
             case (state)
                 S_IDLE: if (start) begin
@@ -162,17 +187,27 @@ module em_seq (
                     else if (is_sync)     retire();
                     else if (is_dma_copy) begin
                         exec_mm <= 1'b0;
+                        exec_ln <= 1'b0;
                         state   <= S_EXEC;
                     end
                     else if (is_matmul && !mm_expert) begin
                         exec_mm <= 1'b1;
+                        exec_ln <= 1'b0;
+                        state   <= S_EXEC;
+                    end
+                    else if (is_layernorm) begin
+                        exec_mm <= 1'b0;
+                        exec_ln <= 1'b1;
                         state   <= S_EXEC;
                     end
                     else                  fail(`EM_ERR_UNIMPLEMENTED, pc);
                 end
-                S_EXEC: if (exec_mm ? mm_done : dma_done) begin
+                S_EXEC: if (unit_done) begin
                     if (exec_mm && mm_unsupported) fail(`EM_ERR_UNIMPLEMENTED, pc);
-                    else if (exec_mm ? mm_err : dma_err) fail(`EM_ERR_DRAM_RANGE, pc);
+                    else if (exec_ln && ln_unsupported) fail(`EM_ERR_UNIMPLEMENTED, pc);
+                    else if (exec_ln && ln_illegal) fail(`EM_ERR_ILLEGAL_FIELD, pc);
+                    else if (exec_ln ? ln_err : exec_mm ? mm_err : dma_err)
+                        fail(`EM_ERR_DRAM_RANGE, pc);
                     else retire();
                 end
                 default: state <= S_IDLE;
