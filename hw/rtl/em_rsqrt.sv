@@ -56,25 +56,10 @@ module em_rsqrt #(
     localparam int STAGES = 3 + 3 * NEWTON_STEPS;
 
     // ------------------------------------------------------------------ pipeline control
-    logic [STAGES-1:0] valid;   // stage s holds an operand
-    logic [STAGES-1:0] free;    // stage s can take an operand this cycle
-    logic [STAGES-1:0] load;    // stage s takes an operand this cycle
-    logic [STAGES-1:0] feed;    // an operand is offered to stage s
-
-    assign feed = {valid[STAGES-2:0], in_valid};
-    // Stage s is blocked only when it and every stage after it are full and the consumer stalls.
-    for (genvar s = 0; s < STAGES; s++) begin : g_free
-        assign free[s] = out_ready || !(&valid[STAGES-1:s]);
-    end
-    assign load      = feed & free;
-    assign in_ready  = free[0];
-    assign out_valid = valid[STAGES-1];
-
-    // Only the valid bits are reset: the data registers are qualified by them.
-    always_ff @(posedge clk) begin
-        if (rst) valid <= '0;
-        else     valid <= (valid & ~free) | load;
-    end
+    logic [STAGES-1:0] load;    // stage s takes its input this cycle
+    em_pipe_ctrl #(.STAGES(STAGES)) u_ctrl (
+        .clk, .rst, .in_valid, .in_ready, .out_valid, .out_ready, .load
+    );
 
     // ------------------------------------------------------------------ stage 0: normalise
     logic [KW-1:0]       k_d;
