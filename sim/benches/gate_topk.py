@@ -15,21 +15,17 @@ E_MAX is read back from the port widths.
 
 from __future__ import annotations
 
-import logging
 import random
-from collections.abc import Sequence
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.handle import SimHandleBase
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
 from edgemoe.hw.config import HardwareConfig
 from edgemoe.hw.numerics.gate import SCORE_BITS, gate_topk
 
 from .common import bench_config
-from .softmax_common import DRAIN_CYCLES, INT16_MAX, INT16_MIN, pack, score_patterns, unpack
+from .softmax_common import INT16_MAX, INT16_MIN, StreamTB, pack, score_patterns, unpack
 
 LOGIT_WIDTH = 16
 TOKEN_WIDTH = 16
@@ -39,90 +35,15 @@ ROWS = 6
 CYCLES_PER_WORD = 40
 
 
-class TB:
-    """Owns the clock and reset of one block with one valid/ready stream in and one out.
+class TB(StreamTB):
+    """The shared stream driver, with a cycle budget for tokens that take k + 10 cycles each.
 
-    ``in_pins`` and ``out_pins`` name the data pins (without the ``in_``/``out_`` prefix) in the
-    order of the tuples :meth:`stream` takes and returns. The route-table bench uses it too.
+    The route-table bench uses it too.
     """
 
-    def __init__(self, dut: SimHandleBase, in_pins: Sequence[str], out_pins: Sequence[str]) -> None:
-        self.dut = dut
-        self.log = logging.getLogger("cocotb.tb")
-        self.in_pins = [getattr(dut, f"in_{p}") for p in in_pins]
-        self.out_pins = [getattr(dut, f"out_{p}") for p in out_pins]
-        Clock(dut.clk, 10, unit="ns").start()
-        dut.in_valid.value = 0
-        dut.out_ready.value = 0
-
-    async def reset(self) -> None:
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        await ReadOnly()
-        assert int(self.dut.out_valid.value) == 0, "out_valid is set right after reset"
-
-    async def stream(
-        self,
-        words: Sequence[tuple[int, ...]],
-        n_out: int,
-        idle: float = 0.0,
-        stall: float = 0.0,
-    ) -> list[tuple[int, ...]]:
-        """Send every input word, collect ``n_out`` output words in arrival order, then check
-        that nothing follows for DRAIN_CYCLES.
-
-        ``idle`` is the probability that the source holds ``in_valid`` low in a cycle (its data
-        pins then carry garbage), ``stall`` the probability that the sink holds ``out_ready``
-        low. Inputs change on the falling edge and handshakes are sampled once values settle.
-        An output the sink refuses must stay valid and unchanged until it is taken.
-        """
-        dut = self.dut
-        outputs: list[tuple[int, ...]] = []
-        held: tuple[int, ...] | None = None
-        sent = cycles = 0
+    def cycle_limit(self, n_words: int, idle: float, stall: float) -> int:
         slow = 1.0 / max(1e-3, (1.0 - idle) * (1.0 - stall))
-        limit = int(slow * CYCLES_PER_WORD * max(len(words), n_out)) + 200
-        while sent < len(words) or len(outputs) < n_out:
-            cycles += 1
-            assert cycles < limit, f"stuck: {sent} of {len(words)} sent, {len(outputs)} received"
-            await FallingEdge(dut.clk)
-            valid = sent < len(words) and random.random() >= idle
-            for i, pin in enumerate(self.in_pins):
-                pin.value = words[sent][i] if valid else random.getrandbits(len(pin))
-            dut.in_valid.value = int(valid)
-            ready = random.random() >= stall
-            dut.out_ready.value = int(ready)
-            await ReadOnly()
-            if valid and dut.in_ready.value:
-                sent += 1
-            if dut.out_valid.value:
-                word = tuple(pin.value.to_unsigned() for pin in self.out_pins)
-                assert held is None or word == held, (
-                    f"output {len(outputs)}: changed while out_ready was low"
-                )
-                if ready:
-                    assert len(outputs) < n_out, f"output {len(outputs)} is one too many"
-                    outputs.append(word)
-                held = None if ready else word
-            else:
-                assert held is None, f"output {len(outputs)}: out_valid dropped while stalled"
-        for _ in range(DRAIN_CYCLES):
-            await FallingEdge(dut.clk)
-            dut.in_valid.value = 0
-            dut.out_ready.value = 1
-            await ReadOnly()
-            assert not dut.out_valid.value, f"an output beyond the {n_out} expected"
-        self.log.info(
-            "%d inputs, %d outputs in %d cycles (idle=%.2f stall=%.2f)",
-            len(words),
-            n_out,
-            cycles,
-            idle,
-            stall,
-        )
-        return outputs
+        return int(slow * CYCLES_PER_WORD * n_words) + 200
 
 
 def e_max_of(dut: SimHandleBase) -> int:
@@ -190,7 +111,7 @@ class GateTB(TB):
                 pad = [0] * (self.e_max - k)
                 want.append((token, k, experts[i].tolist() + pad, scores[i].tolist() + pad))
                 rows.append(z[i].tolist())
-        outputs = await self.stream(words, len(words), idle, stall)
+        outputs = (await self.stream(words, len(words), idle, stall)).outputs
         for n, (got, exp, row) in enumerate(zip(outputs, want, rows)):
             token, k, expert, score = got
             got_t = (

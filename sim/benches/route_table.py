@@ -91,7 +91,7 @@ class RouteTB(TB):
         await FallingEdge(self.dut.clk)
         self.dut.cfg_e.value = e
         self.dut.cfg_capacity.value = capacity
-        writes = await self.stream(words, len(expected), idle, stall)
+        writes = (await self.stream(words, len(expected), idle, stall)).outputs
 
         table = np.full(len(want), GARBAGE, np.uint8)
         seen: set[int] = set()

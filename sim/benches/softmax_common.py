@@ -1,4 +1,5 @@
-"""Shared driver of the softmax benches (``recip``, ``softmax_stats``, ``softmax_prob``).
+"""Shared driver of the stream benches (``recip``, ``rsqrt``, ``softmax_stats``,
+``softmax_prob``, ``gate_topk``, ``route_table``).
 
 Each bench's toplevel has one valid/ready input stream and one valid/ready output stream whose
 pins are named ``in_*`` and ``out_*``. :class:`StreamTB` owns the clock and reset and moves a
@@ -74,6 +75,10 @@ class StreamTB:
         dut.in_valid.value = 0
         dut.out_ready.value = 0
 
+    def cycle_limit(self, n_words: int, idle: float, stall: float) -> int:
+        """Cycles :meth:`stream` may take before it reports the block stuck."""
+        return 20 * n_words + 200
+
     async def reset(self) -> None:
         self.dut.rst.value = 1
         await ClockCycles(self.dut.clk, 3)
@@ -102,7 +107,7 @@ class StreamTB:
         outputs: list[tuple[int, ...]] = []
         held: tuple[int, ...] | None = None  # output the sink refused last cycle
         sent = cycles = refused = 0
-        limit = 20 * max(len(words), n_out) + 200
+        limit = self.cycle_limit(max(len(words), n_out), idle, stall)
         while sent < len(words) or len(outputs) < n_out:
             cycles += 1
             assert cycles < limit, f"stuck: {sent} of {len(words)} sent, {len(outputs)} received"
