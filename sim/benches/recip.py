@@ -20,6 +20,7 @@ import cocotb
 import numpy as np
 from cocotb.handle import SimHandleBase
 
+from edgemoe.hw.config import HardwareConfig
 from edgemoe.hw.numerics.recip import MANT_BITS, WORK_BITS, newton_steps, reciprocal
 
 from .common import bench_config
@@ -31,18 +32,30 @@ EXHAUSTIVE_BELOW = 1 << 12
 
 
 class TB(StreamTB):
-    """One ``em_recip`` instance: operands in, (mant, exp, tag) out."""
+    """One ``em_recip`` instance: operands in, (mant, exp, tag) out.
+
+    ``em_rsqrt`` has the same ports and pipeline shape; its bench subclasses this with its own
+    reference and stage count.
+    """
+
+    BENCH = "recip"
+    #: Register stages per Newton step (em_recip: product, then the new estimate).
+    STAGES_PER_STEP = 2
+
+    @staticmethod
+    def reference(x: np.ndarray, cfg: HardwareConfig) -> tuple[np.ndarray, np.ndarray]:
+        return reciprocal(x, cfg)
 
     def __init__(self, dut: SimHandleBase) -> None:
         super().__init__(dut, ("x", "tag"), ("mant", "exp", "tag"))
-        self.cfg = bench_config("recip")
+        self.cfg = bench_config(self.BENCH)
         self.width = len(dut.in_x)
         self.tag_width = len(dut.in_tag)
         assert len(dut.out_mant) == MANT_BITS, f"out_mant has {len(dut.out_mant)} bits"
         assert len(dut.out_tag) == self.tag_width, "in_tag and out_tag differ in width"
         t_bits = self.cfg.numerics.recip_table_bits
-        #: em_recip's register stages: normalise, seed, two per Newton step, mantissa.
-        self.latency = 3 + 2 * newton_steps(t_bits)
+        #: Register stages: normalise, seed, STAGES_PER_STEP per Newton step, mantissa.
+        self.latency = 3 + self.STAGES_PER_STEP * newton_steps(t_bits)
         self.log.info(
             "IN_WIDTH=%d TAG_WIDTH=%d config %s: %d seed index bits, latency %d",
             self.width,
@@ -57,7 +70,7 @@ class TB(StreamTB):
         x = np.asarray(x, dtype=np.int64)
         assert x.min() >= 1 and int(x.max()).bit_length() <= self.width
         tags = [random.getrandbits(self.tag_width) for _ in range(len(x))]
-        mant, exp = reciprocal(x, self.cfg)
+        mant, exp = self.reference(x, self.cfg)
         want = list(zip(mant.tolist(), exp.tolist(), tags))
         res = await self.stream(list(zip(x.tolist(), tags)), len(want), idle, stall)
         for i, (got, w) in enumerate(zip(res.outputs, want)):

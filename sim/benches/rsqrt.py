@@ -20,48 +20,23 @@ import cocotb
 import numpy as np
 from cocotb.handle import SimHandleBase
 
-from edgemoe.hw.numerics.recip import MANT_BITS, WORK_BITS, newton_steps, rsqrt
+from edgemoe.hw.config import HardwareConfig
+from edgemoe.hw.numerics.recip import WORK_BITS, rsqrt
 
-from .common import bench_config
 from .recip import EXHAUSTIVE_BELOW, RANDOM_VECTORS
-from .softmax_common import StreamTB
+from .recip import TB as RecipTB
 
 
-class TB(StreamTB):
+class TB(RecipTB):
     """One ``em_rsqrt`` instance: operands in, (mant, exp, tag) out."""
 
-    def __init__(self, dut: SimHandleBase) -> None:
-        super().__init__(dut, ("x", "tag"), ("mant", "exp", "tag"))
-        self.cfg = bench_config("rsqrt")
-        self.width = len(dut.in_x)
-        self.tag_width = len(dut.in_tag)
-        assert len(dut.out_mant) == MANT_BITS, f"out_mant has {len(dut.out_mant)} bits"
-        assert len(dut.out_tag) == self.tag_width, "in_tag and out_tag differ in width"
-        t_bits = self.cfg.numerics.recip_table_bits
-        #: em_rsqrt's register stages: normalise, seed, three per Newton step, mantissa.
-        self.latency = 3 + 3 * newton_steps(t_bits)
-        self.log.info(
-            "IN_WIDTH=%d TAG_WIDTH=%d config %s: %d seed index bits, latency %d",
-            self.width,
-            self.tag_width,
-            self.cfg.name,
-            t_bits,
-            self.latency,
-        )
+    BENCH = "rsqrt"
+    #: em_rsqrt's Newton step has three register stages.
+    STAGES_PER_STEP = 3
 
-    async def check(self, x: np.ndarray, idle: float = 0.0, stall: float = 0.0) -> None:
-        """Stream ``x`` with random tags and compare every output with the reference."""
-        x = np.asarray(x, dtype=np.int64)
-        assert x.min() >= 1 and int(x.max()).bit_length() <= self.width
-        tags = [random.getrandbits(self.tag_width) for _ in range(len(x))]
-        mant, exp = rsqrt(x, self.cfg)
-        want = list(zip(mant.tolist(), exp.tolist(), tags))
-        res = await self.stream(list(zip(x.tolist(), tags)), len(want), idle, stall)
-        for i, (got, w) in enumerate(zip(res.outputs, want)):
-            assert got == w, f"operand {i}: x={int(x[i])}: got (mant, exp, tag) {got}, want {w}"
-        if idle == 0.0 and stall == 0.0:
-            # Full throughput: one result per cycle once the pipeline has filled.
-            assert res.cycles == len(x) + self.latency, f"{len(x)} operands took {res.cycles}"
+    @staticmethod
+    def reference(x: np.ndarray, cfg: HardwareConfig) -> tuple[np.ndarray, np.ndarray]:
+        return rsqrt(x, cfg)
 
 
 # --------------------------------------------------------------------------- operands
